@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command: set up, build, and run the whole test suite.
+#   scripts/test.sh            RelWithDebInfo build in build/
+#   scripts/test.sh --asan     ASan+UBSan build in build-asan/
+#   scripts/test.sh --tsan     TSan build in build-tsan/ (concurrency tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+scripts/deps.sh
+case "$mode" in
+  "") export BUILD_DIR=build; cmake_args=() ; ctest_args=() ;;
+  --asan) export BUILD_DIR=build-asan; cmake_args=(-DDMALOG_ASAN=ON -DDMALOG_BUILD_BENCH=OFF); ctest_args=() ;;
+  --tsan) export BUILD_DIR=build-tsan; cmake_args=(-DDMALOG_TSAN=ON -DDMALOG_BUILD_BENCH=OFF); ctest_args=(-L 'scheduler|concurrency') ;;
+  *) echo "usage: scripts/test.sh [--asan|--tsan]" >&2; exit 2 ;;
+esac
+scripts/build.sh "${cmake_args[@]}"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 --timeout 300 "${ctest_args[@]}"
