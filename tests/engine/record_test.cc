@@ -1,0 +1,112 @@
+#include "engine/record.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dmalog::engine {
+namespace {
+
+std::vector<uint8_t> Encode(uint64_t segment_id, format::RecordType type, uint64_t seq,
+                            std::string_view key, std::string_view value) {
+  std::vector<uint8_t> buf(EncodedRecordBytes(key.size(), value.size()));
+  EXPECT_EQ(EncodeRecord(buf, segment_id, type, seq, key, value), buf.size());
+  return buf;
+}
+
+TEST(RecordTest, RoundTrip) {
+  auto buf = Encode(7, format::kPutType, 42, "key", "value");
+  DecodeResult d = DecodeRecord(buf, 7);
+  ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
+  EXPECT_EQ(d.record.type, format::kPutType);
+  EXPECT_EQ(d.record.sequence, 42u);
+  EXPECT_EQ(d.record.key, "key");
+  EXPECT_EQ(d.record.value, "value");
+  EXPECT_EQ(d.record.encoded_bytes, buf.size());
+}
+
+TEST(RecordTest, ChecksumIsSeededWithSegmentId) {
+  auto buf = Encode(7, format::kPutType, 1, "k", "v");
+  EXPECT_EQ(DecodeRecord(buf, 8).outcome, DecodeOutcome::kBadChecksum);
+}
+
+TEST(RecordTest, EveryFlippedBitIsDetected) {
+  const auto good = Encode(3, format::kDeleteType, 9, "some-key", "");
+  for (size_t bit = 0; bit < good.size() * 8; ++bit) {
+    auto bad = good;
+    bad[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    EXPECT_NE(DecodeRecord(bad, 3).outcome, DecodeOutcome::kRecord) << "bit " << bit;
+  }
+}
+
+TEST(RecordTest, ZeroTruncatedAndBadHeader) {
+  std::vector<uint8_t> zeros(64, 0);
+  EXPECT_EQ(DecodeRecord(zeros, 1).outcome, DecodeOutcome::kZero);
+  auto buf = Encode(1, format::kPutType, 1, "key", "value");
+  EXPECT_EQ(DecodeRecord(std::span(buf).first(buf.size() - 1), 1).outcome,
+            DecodeOutcome::kTruncated);
+  EXPECT_EQ(DecodeRecord(std::span(buf).first(10), 1).outcome, DecodeOutcome::kTruncated);
+  buf[format::kRecordTypeOffset] = 200;  // Unknown mandatory type.
+  EXPECT_EQ(DecodeRecord(buf, 1).outcome, DecodeOutcome::kBadHeader);
+}
+
+TEST(RecordTest, PaddingFillsExactly) {
+  std::vector<uint8_t> buf(300, 0xAB);
+  EncodePadding(buf, 5);
+  DecodeResult d = DecodeRecord(buf, 5);
+  ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
+  EXPECT_EQ(d.record.type, format::kPaddingType);
+  EXPECT_EQ(d.record.encoded_bytes, 300u);
+}
+
+TEST(RecordTest, LimitsNameTheLimit) {
+  std::string big_key(format::kKeyBytesMax + 1, 'k');
+  Status s = CheckKeyValueLimits(big_key, "v");
+  ASSERT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("kKeyBytesMax"), std::string_view::npos) << s.ToString();
+  EXPECT_OK(CheckKeyValueLimits(std::string(format::kKeyBytesMax, 'k'), "v"));
+  std::string big_value(format::kValueBytesMax + 1, 'v');
+  EXPECT_TRUE(CheckKeyValueLimits("k", big_value).IsInvalidArgument());
+}
+
+TEST(SegmentHeaderTest, RoundTripAndCorruption) {
+  SegmentHeader h;
+  h.shard = 3;
+  h.segment_id = 99;
+  h.write_alignment_bytes = 4096;
+  h.segment_size_bytes = 64u << 20;
+  std::vector<uint8_t> buf(4096, 0);
+  EncodeSegmentHeader(buf, h);
+  auto d = DecodeSegmentHeader(buf, "x.seg");
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->shard, 3u);
+  EXPECT_EQ(d->segment_id, 99u);
+  buf[17] ^= 1;
+  auto bad = DecodeSegmentHeader(buf, "x.seg");
+  ASSERT_TRUE(bad.status().IsCorruption());
+  EXPECT_NE(bad.status().message().find("x.seg"), std::string_view::npos);
+}
+
+TEST(BatchReaderTest, RejectsMalformedPayload) {
+  std::string payload(4, '\0');
+  payload[0] = 2;  // Declares two entries, has none.
+  BatchReader reader(payload);
+  EXPECT_TRUE(reader.Next().status().IsCorruption());
+}
+
+TEST(ShardingTest, HashTagsColocateKeys) {
+  EXPECT_EQ(HashTagOf("user:{42}:name"), "42");
+  EXPECT_EQ(HashTagOf("user:{}:name"), "user:{}:name");
+  EXPECT_EQ(HashTagOf("plain"), "plain");
+  for (uint32_t shards : {1u, 2u, 7u}) {
+    EXPECT_EQ(ShardForKey("a{tag}b", shards), ShardForKey("{tag}zzz", shards));
+    EXPECT_LT(ShardForKey("anything", shards), shards);
+  }
+}
+
+}  // namespace
+}  // namespace dmalog::engine
