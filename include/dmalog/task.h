@@ -1,0 +1,125 @@
+// Task<T>: a lazy, move-only coroutine that produces a T (cppcoro's model).
+//
+// A Task does nothing until it is awaited (or handed to an executor by
+// Executor::Spawn). Awaiting it starts it by symmetric transfer, and its
+// completion transfers straight back to the awaiter, so deep chains of
+// co_await neither recurse on the stack nor bounce through the scheduler.
+// Tasks must not throw: an escaping exception terminates the process, since
+// no exception may cross the dmalog API. Lambdas that are coroutines must not
+// capture; pass what they need as parameters.
+#pragma once
+
+#include <cassert>
+#include <coroutine>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <utility>
+
+namespace dmalog {
+
+template <typename T = void>
+class Task;
+
+namespace detail {
+
+struct TaskPromiseBase {
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+      std::coroutine_handle<> continuation = h.promise().continuation_;
+      return continuation ? continuation : std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+  FinalAwaiter final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { std::terminate(); }
+  void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+
+  std::coroutine_handle<> continuation_;
+};
+
+template <typename T>
+struct TaskPromise final : TaskPromiseBase {
+  Task<T> get_return_object() noexcept;
+  template <typename U>
+  void return_value(U&& value) {
+    value_.emplace(std::forward<U>(value));
+  }
+  T take() {
+    assert(value_.has_value() && "task finished without a value");
+    return std::move(*value_);
+  }
+  std::optional<T> value_;
+};
+
+template <>
+struct TaskPromise<void> final : TaskPromiseBase {
+  Task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void take() noexcept {}
+};
+
+}  // namespace detail
+
+template <typename T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Task() noexcept = default;
+  explicit Task(Handle h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      Destroy();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { Destroy(); }
+
+  bool valid() const noexcept { return static_cast<bool>(handle_); }
+  bool done() const noexcept { return handle_ && handle_.done(); }
+
+  struct [[nodiscard]] Awaiter {
+    Handle handle;
+    bool await_ready() const noexcept { return !handle || handle.done(); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
+      handle.promise().set_continuation(awaiter);
+      return handle;
+    }
+    T await_resume() { return handle.promise().take(); }
+  };
+  Awaiter operator co_await() && noexcept { return Awaiter{handle_}; }
+
+  // For executors: the frame, which stays owned by this Task.
+  Handle handle() const noexcept { return handle_; }
+  // For executors: gives up ownership of the frame.
+  Handle Release() noexcept { return std::exchange(handle_, {}); }
+
+ private:
+  void Destroy() noexcept {
+    if (handle_) handle_.destroy();
+    handle_ = {};
+  }
+  Handle handle_;
+};
+
+namespace detail {
+template <typename T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace dmalog
