@@ -1,0 +1,280 @@
+// Executor: one thread per core that owns an io::Backend (its ring), an
+// io::BufferPool registered with it, task queues, timers and cross-shard
+// inboxes, and runs coroutines (Task<T>) on them. It implements io::Reactor.
+//
+// Executors are created and started by ExecutorGroup (executor_group.h). All
+// methods are executor-thread only unless marked "any thread".
+//
+// The loop (see docs/design-scheduler.md): receive messages, fire timers,
+// reap I/O completions into the task queues, run one slice of the queue the
+// policy picks; sleep in Backend::Poll only when nothing is runnable.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dmalog/status.h"
+#include "io/backend.h"
+#include "io/reactor.h"
+#include "scheduler/io_dispatcher.h"
+#include "scheduler/message.h"
+#include "scheduler/task.h"
+#include "scheduler/task_queue.h"
+#include "scheduler/timer_heap.h"
+
+namespace dmalog::sched {
+
+class ExecutorGroup;
+
+// Named limits of the loop.
+inline constexpr uint32_t kTasksPerSliceMax = 1u << 16;
+inline constexpr uint32_t kMessagesPerSourceMax = 256;  // Per loop iteration.
+inline constexpr uint32_t kTimersPerIterationMax = 4096;
+// Sleep granularity while sends wait for room in a full peer ring.
+inline constexpr int64_t kSendRetryNs = 50'000;
+// Shutdown waits at most this long for in-flight I/O (kernel owns buffers).
+inline constexpr int64_t kStopDrainNs = 10'000'000'000;
+
+struct ExecutorOptions {
+  // Pins the thread to this CPU; -1 leaves it unpinned. ExecutorGroup's
+  // placement overrides it.
+  int pin_to_cpu = -1;
+  io::BackendOptions backend{.ring_depth = 64};
+  // The buffer pool: modest defaults, tests create many executors.
+  uint32_t buffer_count = 16;
+  uint32_t buffer_size_bytes = 128u << 10;
+  // A queue runs at most this long before the executor picks again.
+  std::chrono::nanoseconds task_quota = std::chrono::microseconds(500);
+  // Device saturation: requests in flight (0 = the ring depth) and bytes.
+  uint32_t device_in_flight_max = 0;
+  uint64_t device_in_flight_bytes_max = 32ull << 20;
+  // Queue kDefaultQueue.
+  QueueOptions default_queue{};
+};
+
+struct ExecutorStats {
+  uint32_t shard = 0;
+  io::BackendKind backend_kind = io::BackendKind::kUring;
+  std::string backend_description;
+  std::string fallback_reason;  // Empty when io_uring is in use.
+  uint64_t loop_iterations = 0;
+  uint64_t sleeps = 0;
+  uint64_t messages_run = 0;
+  uint64_t roots_live = 0;
+  std::vector<QueueStats> queues;        // Indexed by QueueId.
+  std::vector<IoClassStats> io_classes;  // Indexed by QueueId.
+};
+
+// A message waiting for room in a full ring (lives in an awaitable's frame).
+struct PendingSend {
+  uint32_t target = 0;
+  Message msg;
+  // Resumed (in `queue`) once sent; may be null.
+  std::coroutine_handle<> waiter;
+  QueueId queue = kDefaultQueue;
+  bool sent = false;
+  PendingSend* next = nullptr;
+};
+
+class Executor final : public io::Reactor {
+ public:
+  // `group` is not owned and outlives the executor.
+  Executor(uint32_t shard, ExecutorGroup* group, ExecutorOptions options);
+  ~Executor() override;
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // The executor running the calling thread, or null.
+  static Executor* Current() noexcept;
+
+  uint32_t shard() const noexcept { return shard_; }  // Any thread.
+
+  // Adds a task queue (InvalidArgument for bad options, Busy when
+  // kQueuesMax queues exist).
+  Result<QueueId> CreateQueue(const QueueOptions& options);
+  bool HasQueue(QueueId queue) const noexcept;
+  // Runs `task` detached in `queue`; the executor owns its frame, frees it
+  // at completion, and destroys it if it is still suspended at Stop.
+  void Spawn(QueueId queue, Task<void> task);
+
+  // Preemption point check: true when the running task should yield.
+  bool PreemptDue() const noexcept { return NowNs() >= preempt_deadline_ns_; }
+  // Resumes `waiter` in the current queue at `deadline_ns` (steady clock).
+  void AddTimer(uint64_t deadline_ns, std::coroutine_handle<> waiter);
+  // Sends `send->msg` to shard `send->target`, now if the ring has room,
+  // else when it does; resumes send->waiter (if set) once sent. `send` is
+  // borrowed until sent (or until the executor stops).
+  void Send(PendingSend* send);
+  // Sends now or returns false (the ring is full). Ownership of msg.arg
+  // passes on success only.
+  [[nodiscard]] bool TrySend(uint32_t target, const Message& msg);
+
+  ExecutorStats Snapshot() const;
+  const ExecutorOptions& options() const noexcept { return options_; }
+
+  // io::Reactor.
+  void Enqueue(io::IoRequest* req, std::coroutine_handle<> waiter) override;
+  uint32_t current_queue() const noexcept override { return current_queue_; }
+  void Schedule(std::coroutine_handle<> handle, uint32_t queue) override;
+  io::BufferPool& buffer_pool() noexcept override;
+
+  static uint64_t NowNs() noexcept {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+
+ private:
+  friend class ExecutorGroup;
+  struct RootPromise;
+  struct RootTask;
+  static RootTask RunRoot(Executor* executor, Task<void> task);
+
+  // ---- Called by ExecutorGroup.
+  void StartThread();
+  // Waits until the thread has set up (or failed to set up) its backend.
+  Status AwaitInit();
+  void Go(bool run_loop);
+  void RequestStop() noexcept;  // Any thread.
+  void Join();
+  // Any thread (outside executors): queues a message in the inbox.
+  [[nodiscard]] bool PushFromOutside(const Message& msg);
+  void WakeIfSleeping() noexcept;  // Any thread.
+
+  // ---- The thread.
+  void ThreadMain();
+  Status Init();
+  Status InitBufferPool();
+  void Loop();
+  void RunMessages();
+  void FlushPendingSends();
+  void FireTimers(uint64_t now_ns);
+  void ReapIo(int64_t timeout_ns);
+  bool AnyRunnable() const noexcept;
+  bool HasIncoming() const;
+  void Sleep();
+  TaskQueue* Pick(uint64_t now_ns) noexcept;
+  void RunSlice();
+  void Shutdown();
+  void DrainIo();
+
+  const uint32_t shard_;
+  ExecutorGroup* const group_;
+  const ExecutorOptions options_;
+  std::thread thread_;
+
+  // Set up on the thread by Init(); read by other threads only after Go().
+  std::unique_ptr<io::Backend> backend_;
+  std::string fallback_reason_;
+  std::unique_ptr<io::BufferPool> buffer_pool_;
+  std::unique_ptr<IoDispatcher> dispatcher_;
+
+  // Start-up handshake (guarded by start_mu_).
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
+  bool init_done_ = false;
+  Status init_status_;
+  bool go_ = false;
+  bool run_loop_ = false;
+
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> sleeping_{false};
+  MessageInbox inbox_;
+
+  std::array<std::unique_ptr<TaskQueue>, kQueuesMax> queues_{};
+  uint32_t queue_count_ = 0;
+  TaskQueue* running_ = nullptr;
+  QueueId current_queue_ = kDefaultQueue;
+  uint64_t min_vruntime_ = 0;  // Monotonic floor for queues leaving idle.
+  uint64_t preempt_deadline_ns_ = 0;
+  TimerHeap timers_;
+  RootPromise* roots_ = nullptr;  // Intrusive list of live root tasks.
+  uint64_t roots_live_ = 0;
+
+  std::deque<Message> self_messages_;  // submit_to this shard.
+  std::deque<Message> inbox_batch_;
+  // Per target shard: sends waiting for room (FIFO, intrusive).
+  std::vector<PendingSend*> pending_head_;
+  std::vector<PendingSend*> pending_tail_;
+  uint32_t pending_count_ = 0;
+
+  uint64_t loop_iterations_ = 0;
+  uint64_t sleeps_ = 0;
+  uint64_t messages_run_ = 0;
+};
+
+// ---- Awaitables for tasks running on an executor.
+
+// Preemption point for long work: suspends (and requeues the task) only when
+// the executor says preemption is due; otherwise costs one clock read.
+struct [[nodiscard]] MaybeYieldAwaitable {
+  bool await_ready() const noexcept { return !Executor::Current()->PreemptDue(); }
+  void await_suspend(std::coroutine_handle<> h) const {
+    Executor* ex = Executor::Current();
+    ex->Schedule(h, ex->current_queue());
+  }
+  void await_resume() const noexcept {}
+};
+inline MaybeYieldAwaitable maybe_yield() noexcept { return {}; }
+
+// Always requeues the task at the back of its queue.
+struct [[nodiscard]] YieldAwaitable {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    Executor* ex = Executor::Current();
+    ex->Schedule(h, ex->current_queue());
+  }
+  void await_resume() const noexcept {}
+};
+inline YieldAwaitable yield() noexcept { return {}; }
+
+// Resumes the task (in its queue) once `duration` has passed.
+struct [[nodiscard]] SleepAwaitable {
+  uint64_t deadline_ns;
+  bool await_ready() const noexcept { return Executor::NowNs() >= deadline_ns; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    Executor::Current()->AddTimer(deadline_ns, h);
+  }
+  void await_resume() const noexcept {}
+};
+inline SleepAwaitable sleep_for(std::chrono::nanoseconds duration) noexcept {
+  const int64_t ns = duration.count() > 0 ? duration.count() : 0;
+  return SleepAwaitable{Executor::NowNs() + static_cast<uint64_t>(ns)};
+}
+
+// Sends a message to another shard, waiting (suspended) while its ring is
+// full. The awaitable owns msg.arg until it is sent (drops it otherwise).
+class [[nodiscard]] SendAwaitable {
+ public:
+  SendAwaitable(uint32_t target, Message msg) { send_.target = target, send_.msg = msg; }
+  SendAwaitable(const SendAwaitable&) = delete;
+  SendAwaitable& operator=(const SendAwaitable&) = delete;
+  ~SendAwaitable() {
+    if (!send_.sent && send_.msg.drop != nullptr) send_.msg.drop(send_.msg.arg);
+  }
+  bool await_ready() noexcept {
+    return Executor::Current()->TrySend(send_.target, send_.msg) && (send_.sent = true);
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    Executor* ex = Executor::Current();
+    send_.waiter = h;
+    send_.queue = ex->current_queue();
+    ex->Send(&send_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  PendingSend send_;
+};
+
+}  // namespace dmalog::sched
