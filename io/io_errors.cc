@@ -129,6 +129,7 @@ Status SyscallErrorStatus(const char* syscall_name, const std::string& path, int
   std::string msg = std::string(syscall_name) + " " + path + ": " + ErrnoDescription(err);
   if (hint[0] != '\0') msg += std::string("; ") + hint;
   if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(msg, err);
+  if (err == ENOENT) return Status::FromCode(Status::Code::kNotFound, err, msg);
   return Status::IOError(msg, err);
 }
 
