@@ -1,0 +1,419 @@
+// FaultBackend over both real backends (io_uring and the SyncBackend
+// fallback), on O_DIRECT files in the build tree.
+#include "io/fault_backend.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/run_blocking.h"
+#include "tests/io/io_test_util.h"
+#include "tests/test_util.h"
+
+namespace dmalog::io {
+namespace {
+
+constexpr uint64_t kBlockBytes = 4096;
+constexpr uint64_t kSector = FaultBackend::kSectorBytes;
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using AlignedBuf = std::unique_ptr<uint8_t, FreeDeleter>;
+
+// `length` bytes (a multiple of 4096) of FillPattern(seed), aligned for O_DIRECT.
+AlignedBuf Pattern(uint64_t length, uint64_t seed) {
+  AlignedBuf buf(static_cast<uint8_t*>(std::aligned_alloc(kBlockBytes, length)));
+  testing::FillPattern(buf.get(), length, seed);
+  return buf;
+}
+
+std::vector<uint8_t> PatternVec(uint64_t length, uint64_t seed) {
+  AlignedBuf buf = Pattern(length, seed);
+  return std::vector<uint8_t>(buf.get(), buf.get() + length);
+}
+
+std::vector<uint8_t> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+// The expected image: `image` with `data` written at `offset`.
+void Overlay(std::vector<uint8_t>* image, const std::vector<uint8_t>& data, uint64_t offset) {
+  if (image->size() < offset + data.size()) image->resize(offset + data.size(), 0);
+  std::memcpy(image->data() + offset, data.data(), data.size());
+}
+
+class FaultBackendTest : public ::testing::TestWithParam<bool> {
+ protected:
+  std::unique_ptr<FaultBackend> Open(uint64_t seed = 1) {
+    BackendOptions options;
+    options.force_fallback = GetParam();
+    Result<OpenedBackend> opened = OpenBackend(options);
+    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+    if (!opened.ok()) return nullptr;
+    return std::make_unique<FaultBackend>(std::move(opened->backend), FaultBackend::Options{seed});
+  }
+
+  // Opens (creating) `name` in the test directory with O_DIRECT.
+  int OpenFile(const std::string& path) {
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << path << ": " << std::strerror(errno);
+    fds_.push_back(fd);
+    return fd;
+  }
+
+  void TearDown() override {
+    for (int fd : fds_) close(fd);
+  }
+
+  static Status Write(Backend& backend, int fd, const std::string& path, uint8_t* buf,
+                      uint64_t length, uint64_t offset, IoOp op = IoOp::kWrite) {
+    IoRequest req = testing::MakeRequest(op, fd, buf, length, offset, path);
+    return RunBlocking(backend, &req);
+  }
+  static Status Sync(Backend& backend, int fd, const std::string& path) {
+    IoRequest req = testing::MakeRequest(IoOp::kFdatasync, fd, nullptr, 0, 0, path);
+    return RunBlocking(backend, &req);
+  }
+
+  dmalog::testing::TestDir dir_;
+  std::vector<int> fds_;
+};
+
+TEST_P(FaultBackendTest, DescribesItselfAroundTheInnerBackend) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  ASSERT_NE(fb, nullptr);
+  EXPECT_EQ(fb->kind(), BackendKind::kFault);
+  EXPECT_EQ(fb->Describe().rfind("fault(", 0), 0u) << fb->Describe();
+  EXPECT_GT(fb->capacity(), 0u);
+}
+
+TEST_P(FaultBackendTest, InjectedEioNamesTheCauseAndThePath) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("eio");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1);
+  AlignedBuf b = Pattern(kBlockBytes, 2);
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));
+  fb->InjectAt(1, FaultSpec::Eio(OpFilter::kWrite));
+  const Status st = Write(*fb, fd, path, b.get(), kBlockBytes, 0);
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_EQ(st.sys_errno(), EIO);
+  EXPECT_NE(st.message().find("EIO"), std::string_view::npos) << st.ToString();
+  EXPECT_NE(st.message().find(path), std::string_view::npos) << st.ToString();
+  EXPECT_EQ(fb->faults_fired(FaultKind::kEIO), 1u);
+  // Nothing reached the file.
+  EXPECT_EQ(ReadWholeFile(path), PatternVec(kBlockBytes, 1));
+  // The rule fired once; the next write succeeds.
+  ASSERT_OK(Write(*fb, fd, path, b.get(), kBlockBytes, 0));
+}
+
+TEST_P(FaultBackendTest, InjectedEnospcIsDiskFull) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("enospc");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1);
+  fb->InjectAt(1, FaultSpec::NoSpace(OpFilter::kWrite));
+  const Status st = Write(*fb, fd, path, a.get(), kBlockBytes, 0, IoOp::kWriteFdatasync);
+  EXPECT_TRUE(st.IsNoSpace()) << st.ToString();
+  EXPECT_EQ(st.sys_errno(), ENOSPC);
+  EXPECT_NE(st.message().find("ENOSPC"), std::string_view::npos) << st.ToString();
+  EXPECT_NE(st.message().find("disk full"), std::string_view::npos) << st.ToString();
+  EXPECT_NE(st.message().find(path), std::string_view::npos) << st.ToString();
+  EXPECT_TRUE(ReadWholeFile(path).empty());
+}
+
+TEST_P(FaultBackendTest, InjectAtCountsOnlyMatchingOps) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("count");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1);
+  fb->InjectAt(3, FaultSpec::Eio(OpFilter::kWrite));
+  fb->InjectAt(1, FaultSpec::Eio(OpFilter::kSync));
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));  // Write 1.
+  IoRequest read = testing::MakeRequest(IoOp::kRead, fd, a.get(), kBlockBytes, 0, path);
+  ASSERT_OK(RunBlocking(*fb, &read));                        // Reads do not count as writes.
+  EXPECT_TRUE(Sync(*fb, fd, path).IsIOError());              // Sync 1.
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));  // Write 2.
+  EXPECT_TRUE(Write(*fb, fd, path, a.get(), kBlockBytes, 0).IsIOError());  // Write 3.
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));                // Write 4.
+  ASSERT_OK(Sync(*fb, fd, path));
+  EXPECT_EQ(fb->ops_seen(OpFilter::kWrite), 4u);
+  EXPECT_EQ(fb->ops_seen(OpFilter::kRead), 1u);
+  EXPECT_EQ(fb->ops_seen(OpFilter::kSync), 2u);
+  EXPECT_EQ(fb->ops_seen(OpFilter::kAny), 7u);
+  EXPECT_EQ(fb->faults_fired(), 2u);
+}
+
+TEST_P(FaultBackendTest, ShortTransfersCompleteInFullWithResubmits) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("short");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLength = 16 * kBlockBytes;
+  AlignedBuf out = Pattern(kLength, 3);
+  fb->InjectAt(1, FaultSpec::ShortTransfer(OpFilter::kWrite, 3 * kBlockBytes));
+  IoRequest write = testing::MakeRequest(IoOp::kWriteFdatasync, fd, out.get(), kLength, 0, path);
+  ASSERT_OK(RunBlocking(*fb, &write));
+  EXPECT_EQ(write.done_bytes, kLength);
+  EXPECT_GT(write.resubmits, 0u);
+  EXPECT_TRUE(write.sync_done);
+  EXPECT_EQ(ReadWholeFile(path), PatternVec(kLength, 3));
+
+  AlignedBuf in = Pattern(kLength, 99);
+  fb->InjectAt(1, FaultSpec::ShortTransfer(OpFilter::kRead, FaultSpec::kRandomBytes));
+  IoRequest read = testing::MakeRequest(IoOp::kRead, fd, in.get(), kLength, 0, path);
+  ASSERT_OK(RunBlocking(*fb, &read));
+  EXPECT_EQ(read.done_bytes, kLength);
+  EXPECT_GT(read.resubmits, 0u);
+  EXPECT_EQ(0, std::memcmp(in.get(), out.get(), kLength));
+  EXPECT_EQ(fb->faults_fired(FaultKind::kShortTransfer), 2u);
+}
+
+TEST_P(FaultBackendTest, CrashKeepsExactlyWhatFdatasyncCovered) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("crash");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(4 * kBlockBytes, 1);
+  AlignedBuf b = Pattern(4 * kBlockBytes, 2);
+  ASSERT_OK(Write(*fb, fd, path, a.get(), 4 * kBlockBytes, 0));
+  ASSERT_OK(Sync(*fb, fd, path));
+  // B overlaps A's second half and extends the file; never synced.
+  ASSERT_OK(Write(*fb, fd, path, b.get(), 4 * kBlockBytes, 2 * kBlockBytes));
+  EXPECT_EQ(ReadWholeFile(path).size(), 6 * kBlockBytes);
+  EXPECT_EQ(fb->uncovered_records(), 1u);
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(path), PatternVec(4 * kBlockBytes, 1)) << report->ToString();
+  EXPECT_EQ(report->Count(CrashEvent::Kind::kDropped), 1u) << report->ToString();
+  EXPECT_EQ(report->Count(CrashEvent::Kind::kResized), 1u) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, CrashAcrossInterleavedFiles) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string p1 = dir_.File("one"), p2 = dir_.File("two");
+  const int fd1 = OpenFile(p1), fd2 = OpenFile(p2);
+  constexpr uint64_t kLen = 2 * kBlockBytes;
+  AlignedBuf a1 = Pattern(kLen, 11), b1 = Pattern(kLen, 12), c1 = Pattern(kLen, 13);
+  AlignedBuf a2 = Pattern(kLen, 21), b2 = Pattern(kLen, 22), c2 = Pattern(kLen, 23);
+  ASSERT_OK(Write(*fb, fd1, p1, a1.get(), kLen, 0));
+  ASSERT_OK(Write(*fb, fd2, p2, a2.get(), kLen, 0));
+  ASSERT_OK(Sync(*fb, fd1, p1));  // Covers a1 only.
+  ASSERT_OK(Write(*fb, fd2, p2, b2.get(), kLen, kLen));
+  ASSERT_OK(Write(*fb, fd1, p1, b1.get(), kLen, kBlockBytes));  // Overwrites half of a1.
+  ASSERT_OK(Sync(*fb, fd2, p2));                                // Covers a2, b2.
+  ASSERT_OK(Write(*fb, fd2, p2, c2.get(), kLen, kBlockBytes));  // Unsynced.
+  // A linked write+fdatasync covers itself and b1 before it.
+  ASSERT_OK(Write(*fb, fd1, p1, c1.get(), kLen, 3 * kBlockBytes, IoOp::kWriteFdatasync));
+  ASSERT_OK(Write(*fb, fd1, p1, a2.get(), kLen, 0));  // Unsynced.
+
+  std::vector<uint8_t> want1 = PatternVec(kLen, 11);
+  Overlay(&want1, PatternVec(kLen, 12), kBlockBytes);
+  Overlay(&want1, PatternVec(kLen, 13), 3 * kBlockBytes);
+  std::vector<uint8_t> want2 = PatternVec(kLen, 21);
+  Overlay(&want2, PatternVec(kLen, 22), kLen);
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(p1), want1) << report->ToString();
+  EXPECT_EQ(ReadWholeFile(p2), want2) << report->ToString();
+  EXPECT_EQ(report->Count(CrashEvent::Kind::kDropped), 2u) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, InjectedFdatasyncFailureLeavesTheWriteUncovered) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("syncfail");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1), b = Pattern(kBlockBytes, 2);
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0, IoOp::kWriteFdatasync));
+  fb->InjectAt(1, FaultSpec::Eio(OpFilter::kSync));
+  IoRequest req =
+      testing::MakeRequest(IoOp::kWriteFdatasync, fd, b.get(), kBlockBytes, kBlockBytes, path);
+  const Status st = RunBlocking(*fb, &req);
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_NE(st.message().find("fdatasync"), std::string_view::npos) << st.ToString();
+  EXPECT_FALSE(req.sync_done);
+  EXPECT_EQ(ReadWholeFile(path).size(), 2 * kBlockBytes);  // The write half landed.
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(path), PatternVec(kBlockBytes, 1)) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, TornWriteKeepsTheSectorPrefixThenEveryOpFails) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("torn");
+  const int fd = OpenFile(path);
+  AlignedBuf old_data = Pattern(kBlockBytes, 1), new_data = Pattern(kBlockBytes, 2);
+  ASSERT_OK(Write(*fb, fd, path, old_data.get(), kBlockBytes, 0, IoOp::kWriteFdatasync));
+  fb->InjectAt(1, FaultSpec::TornWrite(3));
+  const Status st = Write(*fb, fd, path, new_data.get(), kBlockBytes, 0);  // 8 sectors.
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_NE(st.message().find("power loss"), std::string_view::npos) << st.ToString();
+  EXPECT_TRUE(fb->dead());
+  std::vector<uint8_t> want = PatternVec(kBlockBytes, 1);
+  std::memcpy(want.data(), new_data.get(), 3 * kSector);
+  EXPECT_EQ(ReadWholeFile(path), want);
+  // Power is gone: reads, writes and syncs all fail.
+  IoRequest read = testing::MakeRequest(IoOp::kRead, fd, old_data.get(), kBlockBytes, 0, path);
+  EXPECT_TRUE(RunBlocking(*fb, &read).IsIOError());
+  EXPECT_TRUE(Write(*fb, fd, path, new_data.get(), kBlockBytes, 0).IsIOError());
+  EXPECT_TRUE(Sync(*fb, fd, path).IsIOError());
+  EXPECT_EQ(ReadWholeFile(path), want);
+  // The crash that follows keeps the torn prefix (it reached the media).
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
+  ASSERT_EQ(report->Count(CrashEvent::Kind::kTorn), 1u) << report->ToString();
+  EXPECT_EQ(report->events.back().kept_bytes, 3 * kSector);
+  EXPECT_FALSE(fb->SimulateCrash(CrashOptions{}).ok());  // Only once.
+}
+
+TEST_P(FaultBackendTest, ConcurrentOverlappingWritesAreUndoneExactly) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("overlap");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLen = 4 * kBlockBytes;
+  AlignedBuf base = Pattern(kLen, 1);
+  ASSERT_OK(Write(*fb, fd, path, base.get(), kLen, 0, IoOp::kWriteFdatasync));
+  constexpr int kWrites = 6;
+  std::vector<AlignedBuf> bufs;
+  std::vector<IoRequest> reqs;
+  reqs.reserve(kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    bufs.push_back(Pattern(kLen, 100 + i));
+    reqs.push_back(testing::MakeRequest(IoOp::kWrite, fd, bufs.back().get(), kLen,
+                                        static_cast<uint64_t>(i) * kBlockBytes, path));
+  }
+  for (IoRequest& req : reqs) fb->Submit(&req);
+  int done = 0;
+  for (int poll = 0; poll < 1000 && done < kWrites; ++poll) {
+    ASSERT_OK(fb->Poll(-1));
+    while (IoRequest* req = fb->PopCompleted()) {
+      EXPECT_OK(req->status);
+      ++done;
+    }
+  }
+  ASSERT_EQ(done, kWrites);
+  std::vector<uint8_t> want = PatternVec(kLen, 1);
+  std::vector<uint8_t> after = want;
+  for (int i = 0; i < kWrites; ++i) Overlay(&after, PatternVec(kLen, 100 + i), i * kBlockBytes);
+  EXPECT_EQ(ReadWholeFile(path), after);  // Issued in submission order.
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, TornUnsyncedWritesKeepAPrefixAndZeroTheRest) {
+  std::unique_ptr<FaultBackend> fb = Open(7);
+  const std::string path = dir_.File("tear");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLen = 2 * kBlockBytes;
+  constexpr int kWrites = 8;
+  AlignedBuf base = Pattern(kLen, 1);
+  ASSERT_OK(Write(*fb, fd, path, base.get(), kLen, 0, IoOp::kWriteFdatasync));
+  std::vector<AlignedBuf> bufs;
+  for (int i = 0; i < kWrites; ++i) {
+    bufs.push_back(Pattern(kLen, 10 + i));
+    ASSERT_OK(Write(*fb, fd, path, bufs.back().get(), kLen, kLen * (1 + i)));
+  }
+  CrashOptions options;
+  options.tear_unsynced_writes = true;
+  options.fill = UnsyncedFill::kZeros;
+  options.keep_unsynced_size = true;
+  Result<CrashReport> report = fb->SimulateCrash(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::vector<uint8_t> image = ReadWholeFile(path);
+  ASSERT_EQ(image.size(), kLen * (1 + kWrites)) << report->ToString();
+  EXPECT_EQ(0, std::memcmp(image.data(), base.get(), kLen));  // Synced data intact.
+  int writes_seen = 0;
+  for (const CrashEvent& event : report->events) {
+    if (event.kind == CrashEvent::Kind::kResized) continue;
+    ASSERT_TRUE(event.kind == CrashEvent::Kind::kTorn || event.kind == CrashEvent::Kind::kDropped);
+    const int i = static_cast<int>(event.offset_bytes / kLen) - 1;
+    ASSERT_EQ(event.kept_bytes % kSector, 0u);
+    const uint8_t* got = image.data() + event.offset_bytes;
+    EXPECT_EQ(0, std::memcmp(got, bufs[i].get(), event.kept_bytes)) << report->ToString();
+    for (uint64_t b = event.kept_bytes; b < kLen; ++b) ASSERT_EQ(got[b], 0) << b;
+    ++writes_seen;
+  }
+  EXPECT_EQ(writes_seen, kWrites);
+  EXPECT_GT(report->Count(CrashEvent::Kind::kTorn), 0u) << report->ToString();
+}
+
+// One scenario with every random crash option; returns the report with the
+// directory stripped from the paths, and the files' contents.
+struct Outcome {
+  CrashReport report;
+  std::vector<std::vector<uint8_t>> images;
+};
+
+TEST_P(FaultBackendTest, SameSeedGivesTheSameCrash) {
+  auto run = [this](const std::string& subdir, uint64_t seed) {
+    std::filesystem::create_directories(dir_.path() / subdir);
+    std::unique_ptr<FaultBackend> fb = Open(seed);
+    fb->SetFailProbability(0.2, FaultSpec::Eio(OpFilter::kWrite));
+    std::vector<std::string> paths;
+    std::vector<int> fds;
+    for (int f = 0; f < 3; ++f) {
+      paths.push_back((dir_.path() / subdir / ("f" + std::to_string(f))).string());
+      fds.push_back(OpenFile(paths.back()));
+    }
+    for (int i = 0; i < 40; ++i) {
+      const int f = i % 3;
+      AlignedBuf buf = Pattern(kBlockBytes, i);
+      Write(*fb, fds[f], paths[f], buf.get(), kBlockBytes, (i / 3) * kBlockBytes).IgnoreError();
+      if (i % 7 == 6) EXPECT_OK(Sync(*fb, fds[f], paths[f]));
+    }
+    CrashOptions options;
+    options.tear_unsynced_writes = true;
+    options.fill = UnsyncedFill::kGarbage;
+    options.misdirect_probability = 0.3;
+    options.synced_bit_flips = 3;
+    Result<CrashReport> report = fb->SimulateCrash(options);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    Outcome out;
+    if (!report.ok()) return out;
+    out.report = *report;
+    for (CrashEvent& event : out.report.events) {
+      event.path = std::filesystem::path(event.path).filename().string();
+    }
+    for (const std::string& path : paths) out.images.push_back(ReadWholeFile(path));
+    EXPECT_GT(fb->faults_fired(FaultKind::kEIO), 0u);
+    return out;
+  };
+  const Outcome a = run("a", 42);
+  const Outcome b = run("b", 42);
+  EXPECT_EQ(a.report, b.report) << a.report.ToString() << "---\n" << b.report.ToString();
+  EXPECT_EQ(a.images, b.images);
+  EXPECT_EQ(a.report.Count(CrashEvent::Kind::kBitFlip), 3u) << a.report.ToString();
+  EXPECT_GT(a.report.Count(CrashEvent::Kind::kMisdirected), 0u) << a.report.ToString();
+  const Outcome c = run("c", 43);
+  EXPECT_NE(a.report, c.report) << "a different seed should give a different crash";
+}
+
+TEST_P(FaultBackendTest, AfterACrashEveryRequestFails) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("dead");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1);
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));
+  ASSERT_TRUE(fb->SimulateCrash(CrashOptions{}).ok());
+  EXPECT_TRUE(ReadWholeFile(path).empty());
+  const Status st = Write(*fb, fd, path, a.get(), kBlockBytes, 0);
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_NE(st.message().find("simulated power loss"), std::string_view::npos);
+  EXPECT_TRUE(ReadWholeFile(path).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FaultBackendTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Sync" : "Uring"; });
+
+}  // namespace
+}  // namespace dmalog::io
