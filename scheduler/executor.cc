@@ -8,10 +8,7 @@
 #include <cstdio>
 #include <utility>
 
-#if __has_include("io/buffer_pool.h")
 #include "io/buffer_pool.h"
-#define DMALOG_HAVE_POOL 1
-#endif
 #include "io/io_errors.h"
 #include "scheduler/executor_group.h"
 
@@ -133,7 +130,7 @@ void Executor::ThreadMain() {
   if (init_ok) Shutdown();
   // Peers may still Wake() this backend until every loop has ended.
   group_->LoopDoneAndWait();
-  buffer_pool_.reset();
+  DestroyBufferPool();
   dispatcher_.reset();
   backend_.reset();
   io::Reactor::SetCurrent(nullptr);
@@ -255,9 +252,34 @@ void Executor::ReapIo(int64_t timeout_ns) {
 }
 
 Status Executor::InitBufferPool() {
-#ifdef DMALOG_HAVE_POOL
-#endif
+  Result<std::unique_ptr<io::BufferPool>> pool =
+      io::BufferPool::Create(options_.buffer_count, options_.buffer_size_bytes);
+  if (!pool.ok()) return pool.status().WithContext("start executor " + std::to_string(shard_));
+  buffer_pool_ = std::move(pool).value();
+  // Unregistered buffers still work (index -1); keep the reason for stats.
+  Status registered = buffer_pool_->RegisterWith(*backend_);
+  if (!registered.ok()) buffer_registration_error_ = registered.ToString();
   return Status::OK();
+}
+
+void Executor::DestroyBufferPool() {
+  if (buffer_pool_ == nullptr) return;
+  if (buffer_pool_->free_count() == buffer_pool_->count() && buffer_pool_->waiters_count() == 0) {
+    buffer_pool_.reset();
+    return;
+  }
+  // Tasks destroyed at stop held buffers or waited for one, and BufferPool
+  // requires all buffers back. Keep the pool reachable instead of freeing it.
+  std::fprintf(stderr,
+               "dmalog: executor %u stopped with %u of %u buffers lent and %u waiters; "
+               "the buffer pool is not freed\n",
+               shard_, buffer_pool_->count() - buffer_pool_->free_count(), buffer_pool_->count(),
+               buffer_pool_->waiters_count());
+  static std::mutex graveyard_mu;
+  static std::vector<std::unique_ptr<io::BufferPool>>* graveyard =
+      new std::vector<std::unique_ptr<io::BufferPool>>();
+  std::lock_guard<std::mutex> lock(graveyard_mu);
+  graveyard->push_back(std::move(buffer_pool_));
 }
 
 io::BufferPool& Executor::buffer_pool() noexcept {
@@ -501,6 +523,9 @@ ExecutorStats Executor::Snapshot() const {
   stats.backend_kind = backend_->kind();
   stats.backend_description = backend_->Describe();
   stats.fallback_reason = fallback_reason_;
+  stats.buffer_registration_error = buffer_registration_error_;
+  stats.buffers_free = buffer_pool_->free_count();
+  stats.buffer_waits = buffer_pool_->waits_count();
   stats.loop_iterations = loop_iterations_;
   stats.sleeps = sleeps_;
   stats.messages_run = messages_run_;

@@ -66,7 +66,10 @@ struct ExecutorStats {
   uint32_t shard = 0;
   io::BackendKind backend_kind = io::BackendKind::kUring;
   std::string backend_description;
-  std::string fallback_reason;  // Empty when io_uring is in use.
+  std::string fallback_reason;            // Empty when io_uring is in use.
+  std::string buffer_registration_error;  // Empty when buffers are registered.
+  uint32_t buffers_free = 0;
+  uint64_t buffer_waits = 0;  // Acquire() calls that had to wait.
   uint64_t loop_iterations = 0;
   uint64_t sleeps = 0;
   uint64_t messages_run = 0;
@@ -155,6 +158,7 @@ class Executor final : public io::Reactor {
   void ThreadMain();
   Status Init();
   Status InitBufferPool();
+  void DestroyBufferPool();
   void Loop();
   void RunMessages();
   void FlushPendingSends();
@@ -176,6 +180,7 @@ class Executor final : public io::Reactor {
   // Set up on the thread by Init(); read by other threads only after Go().
   std::unique_ptr<io::Backend> backend_;
   std::string fallback_reason_;
+  std::string buffer_registration_error_;  // Empty when registered.
   std::unique_ptr<io::BufferPool> buffer_pool_;
   std::unique_ptr<IoDispatcher> dispatcher_;
 
