@@ -3,6 +3,7 @@
 #include "io/fault_backend.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -410,6 +411,101 @@ TEST_P(FaultBackendTest, AfterACrashEveryRequestFails) {
   EXPECT_TRUE(st.IsIOError()) << st.ToString();
   EXPECT_NE(st.message().find("simulated power loss"), std::string_view::npos);
   EXPECT_TRUE(ReadWholeFile(path).empty());
+}
+
+TEST_P(FaultBackendTest, CrashWithRequestsInFlightFailsThemAndUndoesTheirData) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("inflight");
+  const int fd = OpenFile(path);
+  AlignedBuf base = Pattern(2 * kBlockBytes, 1);
+  ASSERT_OK(Write(*fb, fd, path, base.get(), 2 * kBlockBytes, 0, IoOp::kWriteFdatasync));
+  constexpr int kWrites = 4;
+  std::vector<AlignedBuf> bufs;
+  std::vector<IoRequest> reqs;
+  reqs.reserve(kWrites + 1);
+  for (int i = 0; i < kWrites; ++i) {
+    bufs.push_back(Pattern(2 * kBlockBytes, 50 + i));
+    reqs.push_back(testing::MakeRequest(IoOp::kWrite, fd, bufs.back().get(), 2 * kBlockBytes,
+                                        static_cast<uint64_t>(i) * kBlockBytes, path));
+  }
+  reqs.push_back(testing::MakeRequest(IoOp::kFdatasync, fd, nullptr, 0, 0, path));
+  for (IoRequest& req : reqs) fb->Submit(&req);
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});  // Nothing polled yet.
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(path), PatternVec(2 * kBlockBytes, 1)) << report->ToString();
+  uint32_t failed = 0;
+  for (int poll = 0; poll < 10 && fb->in_flight() > 0; ++poll) {
+    ASSERT_OK(fb->Poll(0));
+    while (IoRequest* req = fb->PopCompleted()) {
+      EXPECT_TRUE(req->status.IsIOError()) << req->status.ToString();
+      ++failed;
+    }
+  }
+  EXPECT_EQ(failed, kWrites + 1u);
+  EXPECT_EQ(fb->in_flight(), 0u);
+}
+
+TEST_P(FaultBackendTest, FallocateIsUndoneUnlessSynced) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string p1 = dir_.File("prealloc_synced"), p2 = dir_.File("prealloc_unsynced");
+  const int fd1 = OpenFile(p1), fd2 = OpenFile(p2);
+  constexpr uint64_t kSegment = 256 * kBlockBytes;
+  IoRequest alloc1 = testing::MakeRequest(IoOp::kFallocate, fd1, nullptr, kSegment, 0, p1);
+  IoRequest alloc2 = testing::MakeRequest(IoOp::kFallocate, fd2, nullptr, kSegment, 0, p2);
+  ASSERT_OK(RunBlocking(*fb, &alloc1));
+  ASSERT_OK(RunBlocking(*fb, &alloc2));
+  ASSERT_OK(Sync(*fb, fd1, p1));
+  AlignedBuf a = Pattern(kBlockBytes, 5);
+  ASSERT_OK(Write(*fb, fd1, p1, a.get(), kBlockBytes, kBlockBytes));  // Unsynced, inside.
+  IoRequest collapse = testing::MakeRequest(IoOp::kFallocate, fd1, nullptr, kBlockBytes, 0, p1);
+  collapse.fallocate_mode = FALLOC_FL_COLLAPSE_RANGE;
+  EXPECT_TRUE(RunBlocking(*fb, &collapse).IsUnsupported());
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(ReadWholeFile(p1), std::vector<uint8_t>(kSegment, 0)) << report->ToString();
+  EXPECT_TRUE(ReadWholeFile(p2).empty()) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, MisdirectedWriteLandsElsewhere) {
+  std::unique_ptr<FaultBackend> fb = Open(3);
+  const std::string path = dir_.File("misdirect");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLen = 8 * kBlockBytes;
+  AlignedBuf base = Pattern(kLen, 1), unsynced = Pattern(kBlockBytes, 2);
+  ASSERT_OK(Write(*fb, fd, path, base.get(), kLen, 0, IoOp::kWriteFdatasync));
+  ASSERT_OK(Write(*fb, fd, path, unsynced.get(), kBlockBytes, 2 * kBlockBytes));
+  CrashOptions options;
+  options.misdirect_probability = 1.0;
+  Result<CrashReport> report = fb->SimulateCrash(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->Count(CrashEvent::Kind::kMisdirected), 1u) << report->ToString();
+  const CrashEvent& event = report->events.back();
+  EXPECT_NE(event.target_offset_bytes, event.offset_bytes);
+  EXPECT_EQ(event.target_offset_bytes % kSector, 0u);
+  std::vector<uint8_t> want = PatternVec(kLen, 1);
+  Overlay(&want, PatternVec(kBlockBytes, 2), event.target_offset_bytes);
+  EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, FailProbabilityIsSeeded) {
+  auto pattern = [this](uint64_t seed) {
+    std::unique_ptr<FaultBackend> fb = Open(seed);
+    const std::string path = dir_.File("prob" + std::to_string(seed));
+    const int fd = OpenFile(path);
+    AlignedBuf buf = Pattern(kBlockBytes, 1);
+    fb->SetFailProbability(0.5, FaultSpec::NoSpace(OpFilter::kWrite));
+    std::string outcome;
+    for (int i = 0; i < 64; ++i) {
+      const Status st = Write(*fb, fd, path, buf.get(), kBlockBytes, 0);
+      EXPECT_TRUE(st.ok() || st.IsNoSpace()) << st.ToString();
+      outcome += st.ok() ? '.' : 'x';
+    }
+    return outcome;
+  };
+  const std::string a = pattern(9);
+  EXPECT_EQ(a, pattern(9));
+  EXPECT_NE(a.find('x'), std::string::npos) << a;
+  EXPECT_NE(a.find('.'), std::string::npos) << a;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, FaultBackendTest, ::testing::Values(false, true),
