@@ -27,27 +27,30 @@ int ReadIoUringDisabled() {
 
 bool IsFallbackErrno(int err) noexcept { return err == EPERM || err == ENOSYS || err == EACCES; }
 
-// One line: why io_uring is unavailable and what to change.
-std::string FallbackReason(int err) {
-  std::string cause = std::string("io_uring_setup: ") + ErrnoName(err);
-  std::string fix;
+struct Unavailable {
+  std::string cause;  // "io_uring_setup: EPERM; kernel.io_uring_disabled=2"
+  std::string fix;    // "run 'sysctl kernel.io_uring_disabled=0'"
+};
+
+Unavailable WhyUnavailable(int err) {
+  Unavailable why{std::string("io_uring_setup: ") + ErrnoName(err), ""};
   if (err == ENOSYS) {
-    cause += "; the kernel lacks io_uring";
-    fix = "run on Linux 5.19 or newer built with CONFIG_IO_URING";
-  } else {
-    const int disabled = ReadIoUringDisabled();
-    if (disabled > 0) {
-      cause += "; kernel.io_uring_disabled=" + std::to_string(disabled);
-      fix = "run 'sysctl kernel.io_uring_disabled=0'";
-      if (disabled == 1) fix += " or add this user to kernel.io_uring_group";
-    } else {
-      cause += "; blocked by seccomp or an LSM (kernel.io_uring_disabled is not set)";
-      fix =
-          "allow io_uring_setup, io_uring_enter and io_uring_register in the container's "
-          "seccomp profile";
-    }
+    why.cause += "; the kernel lacks io_uring";
+    why.fix = "run on Linux 5.19 or newer built with CONFIG_IO_URING";
+    return why;
   }
-  return "io_uring unavailable (" + cause + "): using the thread-pool fallback; " + fix;
+  const int disabled = ReadIoUringDisabled();
+  if (disabled > 0) {
+    why.cause += "; kernel.io_uring_disabled=" + std::to_string(disabled);
+    why.fix = "run 'sysctl kernel.io_uring_disabled=0'";
+    if (disabled == 1) why.fix += " or add this user to kernel.io_uring_group";
+  } else {
+    why.cause += "; blocked by seccomp or an LSM (kernel.io_uring_disabled is not set)";
+    why.fix =
+        "allow io_uring_setup, io_uring_enter and io_uring_register in the container's "
+        "seccomp profile";
+  }
+  return why;
 }
 
 void WarnOnce(const std::string& reason) {
@@ -106,8 +109,13 @@ Result<OpenedBackend> OpenBackend(const BackendOptions& options) {
   if (uring.ok()) return OpenedBackend{std::move(uring).value(), std::string()};
   const int err = uring.status().sys_errno();
   if (!IsFallbackErrno(err)) return std::move(uring).status();
-  std::string reason = FallbackReason(err);
-  if (options.require_io_uring) return Status::Unsupported(reason, err);
+  const Unavailable why = WhyUnavailable(err);
+  if (options.require_io_uring) {
+    return Status::Unsupported(
+        "io_uring unavailable (" + why.cause + ") and require_io_uring is set; " + why.fix, err);
+  }
+  std::string reason =
+      "io_uring unavailable (" + why.cause + "): using the thread-pool fallback; " + why.fix;
   WarnOnce(reason);
   return OpenSync(options, std::move(reason));
 }

@@ -130,7 +130,11 @@ TEST(OpenBackendTest, SeccompDeniedIoUringFallsBackWithOneWarningLine) {
             "io_uring_setup, io_uring_enter and io_uring_register in the container's seccomp "
             "profile");
   EXPECT_EQ(warnings, "dmalog: warning: " + reason + "\n") << "one line, printed once";
-  EXPECT_EQ(report.substr(report.find('\n') + 1), reason) << "require_io_uring names the cause";
+  EXPECT_EQ(report.substr(report.find('\n') + 1),
+            "io_uring unavailable (io_uring_setup: EPERM; blocked by seccomp or an LSM "
+            "(kernel.io_uring_disabled is not set)) and require_io_uring is set; allow "
+            "io_uring_setup, io_uring_enter and io_uring_register in the container's seccomp "
+            "profile");
 }
 
 }  // namespace
