@@ -439,6 +439,14 @@ TaskQueue* Executor::Pick(uint64_t now_ns) noexcept {
   return overdue != nullptr ? overdue : best;
 }
 
+uint64_t Executor::MinRunnableVruntime() const noexcept {
+  uint64_t min_vruntime = UINT64_MAX;
+  for (uint32_t i = 0; i < queue_count_; ++i) {
+    if (!queues_[i]->empty()) min_vruntime = std::min(min_vruntime, queues_[i]->vruntime());
+  }
+  return min_vruntime == UINT64_MAX ? min_vruntime_ : min_vruntime;
+}
+
 void Executor::RunSlice() {
   const uint64_t start_ns = NowNs();
   TaskQueue* q = Pick(start_ns);
@@ -446,7 +454,7 @@ void Executor::RunSlice() {
   running_ = q;
   current_queue_ = q->id();
   q->set_runnable_since_ns(0);
-  min_vruntime_ = std::max(min_vruntime_, q->vruntime());
+  min_vruntime_ = std::max(min_vruntime_, MinRunnableVruntime());
   // Preempt at the quota, or earlier when a waiting latency queue's budget
   // runs out.
   uint64_t deadline_ns = start_ns + static_cast<uint64_t>(options_.task_quota.count());

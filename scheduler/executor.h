@@ -168,6 +168,7 @@ class Executor final : public io::Reactor {
   bool HasIncoming() const;
   void Sleep();
   TaskQueue* Pick(uint64_t now_ns) noexcept;
+  uint64_t MinRunnableVruntime() const noexcept;
   void RunSlice();
   void Shutdown();
   void DrainIo();
@@ -200,7 +201,9 @@ class Executor final : public io::Reactor {
   uint32_t queue_count_ = 0;
   TaskQueue* running_ = nullptr;
   QueueId current_queue_ = kDefaultQueue;
-  uint64_t min_vruntime_ = 0;  // Monotonic floor for queues leaving idle.
+  // Monotonic: the least vruntime of runnable queues at the last pick; the
+  // floor for queues leaving idle.
+  uint64_t min_vruntime_ = 0;
   uint64_t preempt_deadline_ns_ = 0;
   TimerHeap timers_;
   RootPromise* roots_ = nullptr;  // Intrusive list of live root tasks.

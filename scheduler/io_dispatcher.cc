@@ -38,7 +38,7 @@ void IoDispatcher::AddClass(QueueId id, const QueueOptions& options) {
   cls.shares = options.shares;
   cls.in_flight_max = options.io_in_flight_max;
   cls.in_flight_bytes_max = options.io_in_flight_bytes_max;
-  cls.vcost = min_vcost_;
+  cls.vcost = MinBusyVcost(0);
 }
 
 // A request larger than the class's byte limit still goes when the class has
@@ -65,11 +65,25 @@ void IoDispatcher::Enqueue(io::IoRequest* req, uint64_t now_ns) {
     Submit(cls, req);
     return;
   }
-  if (cls.fifo.empty() && cls.stats.in_flight == 0) cls.vcost = std::max(cls.vcost, min_vcost_);
+  if (cls.fifo.empty() && cls.stats.in_flight == 0) {
+    // Leaving idle: no credit hoarded while idle (CFS's wake-up rule).
+    cls.vcost = std::max(cls.vcost, MinBusyVcost(cls.vcost));
+  }
   cls.fifo.Push(req);
   ++cls.stats.waiting;
   ++waiting_;
   Dispatch();
+}
+
+uint64_t IoDispatcher::MinBusyVcost(uint64_t otherwise) const noexcept {
+  bool found = false;
+  uint64_t min_vcost = 0;
+  for (const IoClass& cls : classes_) {
+    if (cls.fifo.empty() && cls.stats.in_flight == 0) continue;
+    if (!found || cls.vcost < min_vcost) min_vcost = cls.vcost;
+    found = true;
+  }
+  return found ? min_vcost : otherwise;
 }
 
 IoDispatcher::IoClass* IoDispatcher::PickClass() noexcept {
@@ -88,7 +102,6 @@ void IoDispatcher::Dispatch() {
     io::IoRequest* req = cls->fifo.Pop();
     --cls->stats.waiting;
     --waiting_;
-    min_vcost_ = std::max(min_vcost_, cls->vcost);
     Submit(*cls, req);
   }
 }

@@ -87,6 +87,8 @@ class IoDispatcher {
   bool ClassFits(const IoClass& cls, const io::IoRequest& req) const noexcept;
   bool DeviceFits(const io::IoRequest& req) const noexcept;
   IoClass* PickClass() noexcept;
+  // The least vcost of classes with requests waiting or in flight.
+  uint64_t MinBusyVcost(uint64_t otherwise) const noexcept;
   void Submit(IoClass& cls, io::IoRequest* req);
 
   io::Backend* const backend_;
@@ -95,7 +97,6 @@ class IoDispatcher {
   uint32_t in_flight_ = 0;
   uint64_t in_flight_bytes_ = 0;
   uint32_t waiting_ = 0;
-  uint64_t min_vcost_ = 0;  // Monotonic; catch-up floor for classes leaving idle.
 };
 
 }  // namespace dmalog::sched

@@ -147,8 +147,8 @@ void ExpectWithinBound(const std::vector<uint64_t>& delays_ns, const char* what)
   }
 }
 
-// Work done by the woken task: with 1 share it costs 50 ms of vruntime.
-constexpr uint64_t kWakeWorkNs = 50'000;
+// Work done by the woken task: with 1 share it costs 100 ms of vruntime.
+constexpr uint64_t kWakeWorkNs = 100'000;
 
 void BusyWait(uint64_t ns) {
   const uint64_t until_ns = Executor::NowNs() + ns;
