@@ -61,6 +61,8 @@ struct FaultBackend::Op {
   uint64_t short_bytes = 0;   // kShortTransfer: length of the first part, or 0.
   bool short_pending = false;
   Status sync_fault;  // kWriteFdatasync: injected failure of the fdatasync half.
+  bool torn = false;  // kTornWrite fired: only torn_kept_bytes reach the file.
+  uint64_t torn_kept_bytes = 0;
   // Syncs: the state when submitted.
   uint64_t sync_completion_seq = 0;
   uint64_t sync_issue_seq = 0;
@@ -328,26 +330,31 @@ bool FaultBackend::ApplyFault(Op* op, const FaultSpec& spec) {
       op->short_bytes = bytes;
       return false;
     }
-    case FaultKind::kTornWrite:
+    case FaultKind::kTornWrite: {
       if (!IsWriteOp(req.op)) return false;
-      FireTornWrite(op, spec);
-      return true;
+      const uint64_t sectors = (req.length_bytes + kSectorBytes - 1) / kSectorBytes;
+      uint64_t kept_sectors = spec.sectors_kept;
+      if (spec.sectors_kept == FaultSpec::kRandomSectors) {
+        kept_sectors = sectors == 0 ? 0 : Uniform(fault_rng_, 0, sectors - 1);
+      }
+      CountFired(spec.kind);
+      // Power dies now: later requests fail. The torn write itself still
+      // waits (in IssueOrDefer) for overlapping writes already in flight.
+      dead_ = true;
+      op->torn = true;
+      op->torn_kept_bytes = std::min(kept_sectors * kSectorBytes, req.length_bytes);
+      return false;
+    }
   }
   return false;
 }
 
-void FaultBackend::FireTornWrite(Op* op, const FaultSpec& spec) {
+// Writes the kept sector prefix itself, synchronously, and fails the request.
+void FaultBackend::FireTornWrite(Op* op) {
   const IoRequest& req = *op->user;
-  const uint64_t sectors = (req.length_bytes + kSectorBytes - 1) / kSectorBytes;
-  uint64_t kept_sectors = spec.sectors_kept;
-  if (spec.sectors_kept == FaultSpec::kRandomSectors) {
-    kept_sectors = sectors == 0 ? 0 : Uniform(fault_rng_, 0, sectors - 1);
-  }
-  const uint64_t kept_bytes = std::min(kept_sectors * kSectorBytes, req.length_bytes);
-  CountFired(FaultKind::kTornWrite);
-  dead_ = true;
-  Status st = Track(op);
-  if (st.ok()) st = CaptureUndo(op);
+  const uint64_t kept_bytes = op->torn_kept_bytes;
+  if (op->file == nullptr) return Finish(op, PowerLossStatus(req));  // Not a regular file.
+  Status st = CaptureUndo(op);
   if (st.ok() && kept_bytes > 0) {
     st = PwriteAll(op->file->fd, op->file->path, req.buf, kept_bytes, req.offset_bytes);
   }
@@ -372,7 +379,7 @@ Status FaultBackend::Track(Op* op) {
   Result<FileState*> file = FileFor(req);
   if (!file.ok()) return file.status();
   op->file = *file;
-  if (IsSyncOp(req.op)) {
+  if (op->file != nullptr && IsSyncOp(req.op)) {
     Result<uint64_t> size = FileSize(op->file->fd, op->file->path);
     if (!size.ok()) return size.status();
     op->sync_completion_seq = completion_seq_;
@@ -385,6 +392,8 @@ Status FaultBackend::Track(Op* op) {
 Result<FaultBackend::FileState*> FaultBackend::FileFor(const IoRequest& req) {
   struct stat st;
   if (fstat(req.fd, &st) != 0) return SyscallErrorStatus("fstat", req.path, errno);
+  // Directories (fsync after create/rename) and devices are passed through untracked.
+  if (!S_ISREG(st.st_mode)) return static_cast<FileState*>(nullptr);
   const auto key = std::make_pair(st.st_dev, st.st_ino);
   if (auto it = files_by_inode_.find(key); it != files_by_inode_.end()) return it->second;
   assert(files_.size() < kTrackedFilesMax);
@@ -428,6 +437,8 @@ bool FaultBackend::MustWait(const Op& op) const {
 
 void FaultBackend::IssueNow(Op* op) {
   const IoRequest& req = *op->user;
+  if (op->torn) return FireTornWrite(op);
+  if (dead_) return Finish(op, PowerLossStatus(req));  // A deferred op outlived the power.
   if (op->file != nullptr && ChangesFile(req.op)) {
     Status st = CaptureUndo(op);
     if (!st.ok()) return Finish(op, std::move(st));

@@ -229,7 +229,7 @@ class FaultBackend final : public Backend {
   std::optional<FaultSpec> PickFault(const IoRequest& req);
   void CountFired(FaultKind kind);
   bool ApplyFault(Op* op, const FaultSpec& spec);
-  void FireTornWrite(Op* op, const FaultSpec& spec);
+  void FireTornWrite(Op* op);
   Status Track(Op* op);
   Result<FileState*> FileFor(const IoRequest& req);
   void IssueOrDefer(Op* op);

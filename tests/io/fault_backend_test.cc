@@ -508,6 +508,46 @@ TEST_P(FaultBackendTest, FailProbabilityIsSeeded) {
   EXPECT_NE(a.find('.'), std::string::npos) << a;
 }
 
+TEST_P(FaultBackendTest, DirectoryFsyncPassesThrough) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const int dir_fd = open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir_fd, 0);
+  fds_.push_back(dir_fd);
+  const std::string path = dir_.path().string();
+  IoRequest req = testing::MakeRequest(IoOp::kFsync, dir_fd, nullptr, 0, 0, path);
+  ASSERT_OK(RunBlocking(*fb, &req));
+  ASSERT_TRUE(fb->SimulateCrash(CrashOptions{}).ok());
+}
+
+TEST_P(FaultBackendTest, WritesWaitingBehindATornWriteNeverLand) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("behind");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(2 * kBlockBytes, 1), b = Pattern(2 * kBlockBytes, 2);
+  AlignedBuf c = Pattern(2 * kBlockBytes, 3);
+  IoRequest first = testing::MakeRequest(IoOp::kWrite, fd, a.get(), 2 * kBlockBytes, 0, path);
+  IoRequest waiting =
+      testing::MakeRequest(IoOp::kWrite, fd, b.get(), 2 * kBlockBytes, kBlockBytes, path);
+  IoRequest torn = testing::MakeRequest(IoOp::kWrite, fd, c.get(), kBlockBytes, 0, path);
+  fb->InjectAt(3, FaultSpec::TornWrite(2));
+  fb->Submit(&first);
+  fb->Submit(&waiting);  // Overlaps `first`: held back until it completes.
+  fb->Submit(&torn);     // Power dies here.
+  uint32_t done = 0;
+  for (int poll = 0; poll < 100 && done < 3; ++poll) {
+    ASSERT_OK(fb->Poll(-1));
+    while (fb->PopCompleted() != nullptr) ++done;
+  }
+  ASSERT_EQ(done, 3u);
+  EXPECT_TRUE(waiting.status.IsIOError()) << waiting.status.ToString();
+  EXPECT_TRUE(torn.status.IsIOError()) << torn.status.ToString();
+  std::vector<uint8_t> image = ReadWholeFile(path);
+  ASSERT_GE(image.size(), 2 * kSector);
+  EXPECT_EQ(0, std::memcmp(image.data(), c.get(), 2 * kSector));
+  // `waiting` never reached the file: its bytes past `first` do not exist.
+  EXPECT_LE(image.size(), 2 * kBlockBytes);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FaultBackendTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Sync" : "Uring"; });
 
