@@ -9,7 +9,9 @@
 //     req->resubmits, and the request still completes in full;
 //   - tear a write: only its first K 512 B sectors reach the file, then the
 //     "power dies": that request and every later one fail with EIO
-//     ("simulated power loss");
+//     ("simulated power loss"). Requests already in flight still complete
+//     (with that error; their data may have landed, as on a real device);
+//     the torn prefix lands once overlapping in-flight writes are done;
 //   - simulate a crash (SimulateCrash): every write, fallocate and size change
 //     that no completed fdatasync/fsync covers is undone, except what the
 //     CrashOptions keep: a torn sector prefix, garbage or zero sectors, a
