@@ -94,16 +94,26 @@ class [[nodiscard]] Status {
   }
   static const char* CodeName(Code code) noexcept {
     switch (code) {
-      case Code::kOk: return "OK";
-      case Code::kNotFound: return "NotFound";
-      case Code::kCorruption: return "Corruption";
-      case Code::kInvalidArgument: return "Invalid argument";
-      case Code::kIOError: return "IO error";
-      case Code::kNoSpace: return "Disk full";
-      case Code::kBusy: return "Busy";
-      case Code::kUnsupported: return "Not supported";
-      case Code::kAborted: return "Aborted";
-      case Code::kReadOnly: return "Read-only";
+      case Code::kOk:
+        return "OK";
+      case Code::kNotFound:
+        return "NotFound";
+      case Code::kCorruption:
+        return "Corruption";
+      case Code::kInvalidArgument:
+        return "Invalid argument";
+      case Code::kIOError:
+        return "IO error";
+      case Code::kNoSpace:
+        return "Disk full";
+      case Code::kBusy:
+        return "Busy";
+      case Code::kUnsupported:
+        return "Not supported";
+      case Code::kAborted:
+        return "Aborted";
+      case Code::kReadOnly:
+        return "Read-only";
     }
     return "Unknown";
   }
@@ -145,7 +155,7 @@ class [[nodiscard]] Result {
   // Implicit from a value or an error, so `return value;` and
   // `return Status::IOError(...)` both read naturally.
   Result(T value) : has_value_(true) { new (&value_) T(std::move(value)); }  // NOLINT
-  Result(Status status) : status_(std::move(status)) {                    // NOLINT
+  Result(Status status) : status_(std::move(status)) {                       // NOLINT
     assert(!status_.ok() && "a Result built from a Status must hold an error");
     if (status_.ok()) status_ = Status::InvalidArgument("Result built from an OK Status");
   }
@@ -201,10 +211,10 @@ class [[nodiscard]] Result {
 };
 
 // Evaluates `expr` (a Status); returns it from the current function on error.
-#define DMALOG_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::dmalog::Status _dmalog_st = (expr);     \
-    if (!_dmalog_st.ok()) return _dmalog_st;  \
+#define DMALOG_RETURN_IF_ERROR(expr)         \
+  do {                                       \
+    ::dmalog::Status _dmalog_st = (expr);    \
+    if (!_dmalog_st.ok()) return _dmalog_st; \
   } while (0)
 
 }  // namespace dmalog

@@ -110,3 +110,41 @@ TEST(ShardingTest, HashTagsColocateKeys) {
 
 }  // namespace
 }  // namespace dmalog::engine
+
+#include "dmalog/write_batch.h"
+
+namespace dmalog::engine {
+namespace {
+
+TEST(WriteBatchTest, EncodesEntriesReadBackInOrder) {
+  WriteBatch batch;
+  ASSERT_OK(batch.Put("{u1}:a", "1"));
+  ASSERT_OK(batch.Delete("{u1}:b"));
+  ASSERT_OK(batch.Put("{u1}:c", std::string(1000, 'x')));
+  EXPECT_EQ(batch.count(), 3u);
+  EXPECT_EQ(batch.first_key(), "{u1}:a");
+  BatchReader reader(batch.payload());
+  ASSERT_EQ(*reader.Count(), 3u);
+  auto e1 = reader.Next();
+  ASSERT_TRUE(e1.ok());
+  EXPECT_EQ(e1->type, format::kPutType);
+  EXPECT_EQ(e1->key, "{u1}:a");
+  EXPECT_EQ(e1->value, "1");
+  auto e2 = reader.Next();
+  EXPECT_EQ(e2->type, format::kDeleteType);
+  auto e3 = reader.Next();
+  EXPECT_EQ(e3->value.size(), 1000u);
+  EXPECT_TRUE(reader.Next().status().IsNotFound());
+}
+
+TEST(WriteBatchTest, OversizedEntryLeavesBatchUnchanged) {
+  WriteBatch batch;
+  ASSERT_OK(batch.Put("k", "v"));
+  const std::string before(batch.payload());
+  EXPECT_TRUE(batch.Put(std::string(format::kKeyBytesMax + 1, 'k'), "v").IsInvalidArgument());
+  EXPECT_EQ(batch.payload(), before);
+  EXPECT_EQ(batch.count(), 1u);
+}
+
+}  // namespace
+}  // namespace dmalog::engine

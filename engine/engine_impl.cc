@@ -1,0 +1,431 @@
+#include "engine/engine_impl.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <thread>
+
+#include "engine/format.h"
+#include "engine/manifest.h"
+#include "engine/record.h"
+#include "scheduler/submit.h"
+
+namespace dmalog {
+
+Result<std::unique_ptr<Engine>> Engine::Open(const Options& options) {
+  return engine::EngineImpl::Open(options);
+}
+
+namespace engine {
+namespace {
+
+// Scheduling of every shard's two queues: writes and reads in a
+// latency-sensitive foreground queue; segment preparation (and, later,
+// compaction) in a low-share background queue that cannot starve it.
+constexpr uint32_t kForegroundShares = 800;
+constexpr uint32_t kBackgroundShares = 100;
+constexpr auto kForegroundLatencyBudget = std::chrono::microseconds(500);
+constexpr uint32_t kRingDepth = 256;
+constexpr uint32_t kReadBuffers = 128;
+constexpr uint32_t kReadBufferBytes = 128u << 10;
+
+std::string ShardDir(const std::string& db, uint32_t shard) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "/shard-%03u", shard);
+  return db + name;
+}
+
+Status ValidateOptions(const Options& o) {
+  if (o.db_path.empty()) return Status::InvalidArgument("--db is empty: name a directory");
+  if (o.segment_size_bytes < format::kSegmentSizeBytesMin ||
+      o.segment_size_bytes > format::kSegmentSizeBytesMax || o.segment_size_bytes % 65536 != 0) {
+    return Status::InvalidArgument("segment_size_bytes " + std::to_string(o.segment_size_bytes) +
+                                   " must be a multiple of "
+                                   "64 KiB between " +
+                                   std::to_string(format::kSegmentSizeBytesMin) + " and " +
+                                   std::to_string(format::kSegmentSizeBytesMax));
+  }
+  if (o.shard_count > sched::kShardsMax) {
+    return Status::InvalidArgument("shard_count " + std::to_string(o.shard_count) +
+                                   " is over the limit of " + std::to_string(sched::kShardsMax));
+  }
+  return Status::OK();
+}
+
+// Reads the manifest, or writes a new one for a new database.
+Result<Manifest> LoadOrCreateManifest(const Options& o) {
+  const std::string path = o.db_path + "/MANIFEST";
+  Result<bool> exists = io::PathExists(path);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    if (o.error_if_exists) {
+      return Status::InvalidArgument("database " + o.db_path +
+                                     " already exists (error_if_exists is set)");
+    }
+    Result<std::string> text = io::ReadSmallFile(path);
+    if (!text.ok()) return text.status();
+    return DecodeManifest(*text, path);
+  }
+  Manifest m;
+  m.format_version = format::kFormatVersion;
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  m.shards = o.shard_count != 0 ? o.shard_count : std::min<uint32_t>(cpus, sched::kShardsMax);
+  m.segment_size_bytes = o.segment_size_bytes;
+  DMALOG_RETURN_IF_ERROR(io::WriteFileDurably(path, EncodeManifest(m)));
+  return m;
+}
+
+template <typename Fn>
+auto RunOn(sched::ExecutorGroup& group, uint32_t shard, sched::QueueId queue, Fn fn) {
+  return group.submit_to(shard, std::move(fn), queue).get();
+}
+
+Task<void> PutThen(Shard* shard, WriteOptions o, std::string_view key, std::string_view value,
+                   Engine::StatusCallback done) {
+  done(co_await shard->Put(o, key, value));
+}
+Task<void> DeleteThen(Shard* shard, WriteOptions o, std::string_view key,
+                      Engine::StatusCallback done) {
+  done(co_await shard->Delete(o, key));
+}
+Task<void> WriteThen(Shard* shard, WriteOptions o, const WriteBatch* batch,
+                     Engine::StatusCallback done) {
+  done(co_await shard->Write(o, batch));
+}
+Task<void> GetThen(Shard* shard, std::string_view key, Engine::GetCallback done) {
+  done(co_await shard->Get(key));
+}
+
+}  // namespace
+
+EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t shard_count,
+                       uint64_t segment_size_bytes)
+    : options_(options),
+      lock_(std::move(lock)),
+      shard_count_(shard_count),
+      segment_size_bytes_(segment_size_bytes) {}
+
+Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options) {
+  DMALOG_RETURN_IF_ERROR(ValidateOptions(options));
+  Result<bool> exists = io::PathExists(options.db_path);
+  if (!exists.ok()) return exists.status();
+  if (!*exists && !options.create_if_missing) {
+    return Status::NotFound("database " + options.db_path +
+                            " does not exist; create it with create_if_missing");
+  }
+  DMALOG_RETURN_IF_ERROR(io::CreateDirectories(options.db_path));
+  Result<io::DirectoryLock> lock = io::DirectoryLock::Acquire(options.db_path);
+  if (!lock.ok()) return lock.status();
+  Result<Manifest> manifest = LoadOrCreateManifest(options);
+  if (!manifest.ok()) return manifest.status();
+  std::unique_ptr<EngineImpl> engine(
+      new EngineImpl(options, std::move(*lock), manifest->shards, manifest->segment_size_bytes));
+  DMALOG_RETURN_IF_ERROR(engine->StartExecutors());
+  Status s = engine->OpenShards();
+  if (!s.ok()) {
+    engine->Close().IgnoreError();  // The open error is the one to report.
+    return s;
+  }
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+Status EngineImpl::StartExecutors() {
+  sched::GroupOptions g;
+  g.shards = shard_count_;
+  for (uint32_t i = 0; i < shard_count_ && !options_.cpus.empty(); ++i) {
+    g.cpus.push_back(options_.cpus[i % options_.cpus.size()]);
+  }
+  g.executor.backend.ring_depth = kRingDepth;
+  g.executor.backend.force_fallback = options_.force_io_fallback;
+  g.executor.backend.require_io_uring = options_.require_direct_io;
+  g.executor.buffer_count = kReadBuffers;
+  g.executor.buffer_size_bytes = kReadBufferBytes;
+  Result<std::unique_ptr<sched::ExecutorGroup>> group = sched::ExecutorGroup::Start(g);
+  if (!group.ok()) return group.status();
+  group_ = std::move(*group);
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    sched::QueueOptions fg;
+    fg.name = "foreground";
+    fg.shares = kForegroundShares;
+    fg.latency = sched::Latency::Matters{kForegroundLatencyBudget};
+    Result<sched::QueueId> f = group_->CreateQueue(i, fg);
+    if (!f.ok()) return f.status();
+    sched::QueueOptions bg;
+    bg.name = "background";
+    bg.shares = kBackgroundShares;
+    Result<sched::QueueId> b = group_->CreateQueue(i, bg);
+    if (!b.ok()) return b.status();
+    foreground_queue_.push_back(*f);
+    background_queue_.push_back(*b);
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::OpenShards() {
+  shards_.resize(shard_count_);
+  std::vector<std::future<Result<std::unique_ptr<Shard>>>> opening;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    ShardOptions so;
+    so.shard = i;
+    so.dir = ShardDir(options_.db_path, i);
+    so.segment_size_bytes = segment_size_bytes_;
+    so.flush_bytes_max = options_.flush_bytes_max;
+    so.recovery_mode = options_.recovery_mode;
+    so.file_options.require_direct_io = options_.require_direct_io;
+    // Every shard recovers at once, each on its own executor.
+    opening.push_back(group_->submit_to(
+        i, [so] { return Shard::Open(so); }, foreground_queue_[i]));
+  }
+  Status first_error;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Result<std::unique_ptr<Shard>> shard = opening[i].get();
+    if (!shard.ok()) {
+      if (first_error.ok()) first_error = shard.status();
+      continue;
+    }
+    shards_[i] = std::move(*shard);
+  }
+  if (!first_error.ok()) return first_error;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard* shard = shards_[i].get();
+    const sched::QueueId fg = foreground_queue_[i], bg = background_queue_[i];
+    Status s = RunOn(*group_, i, fg, [shard, fg, bg] { shard->StartLoops(fg, bg); });
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+EngineImpl::~EngineImpl() { Close().IgnoreError(); }  // Close() reports its errors.
+
+Status EngineImpl::Close() {
+  if (closed_.exchange(true)) return Status::OK();
+  Status result;
+  for (uint32_t i = 0; i < shards_.size() && group_; ++i) {
+    if (!shards_[i]) continue;
+    Shard* shard = shards_[i].get();
+    Status s = RunOn(*group_, i, foreground_queue_[i], [shard] { return shard->Stop(); });
+    if (s.ok()) {
+      s = RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); });
+    }
+    if (!s.ok() && result.ok()) result = s;
+  }
+  if (group_) group_->Stop();
+  lock_.Unlock();
+  return result;
+}
+
+Status EngineImpl::CheckOpen() const {
+  return closed_.load() ? Status::Aborted("the database is closed") : Status::OK();
+}
+
+uint32_t EngineImpl::ShardOf(std::string_view key) const noexcept {
+  return ShardForKey(key, shard_count_);
+}
+
+Result<uint32_t> EngineImpl::BatchShard(const WriteBatch& batch) const {
+  const uint32_t shard = ShardOf(batch.first_key());
+  BatchReader reader(batch.payload());
+  for (uint32_t i = 0; i < batch.count(); ++i) {
+    Result<BatchEntry> e = reader.Next();
+    if (!e.ok()) return e.status();
+    if (ShardOf(e->key) != shard) {
+      return Status::InvalidArgument(
+          "the batch's keys '" + std::string(batch.first_key()) + "' and '" + std::string(e->key) +
+          "' are on different shards, so it cannot be atomic; give "
+          "related keys a common hash tag, e.g. user:{42}:name and user:{42}:email");
+    }
+  }
+  return shard;
+}
+
+Status EngineImpl::Put(const WriteOptions& o, std::string_view key, std::string_view value) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  return RunOn(*group_, i, foreground_queue_[i],
+               [shard, o, key, value] { return shard->Put(o, key, value); });
+}
+
+Status EngineImpl::Delete(const WriteOptions& o, std::string_view key) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  return RunOn(*group_, i, foreground_queue_[i], [shard, o, key] { return shard->Delete(o, key); });
+}
+
+Status EngineImpl::Write(const WriteOptions& o, const WriteBatch& batch) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  if (batch.empty()) return Status::OK();
+  Result<uint32_t> i = BatchShard(batch);
+  if (!i.ok()) return i.status();
+  Shard* shard = shards_[*i].get();
+  const WriteBatch* b = &batch;
+  return RunOn(*group_, *i, foreground_queue_[*i], [shard, o, b] { return shard->Write(o, b); });
+}
+
+Result<std::string> EngineImpl::Get(std::string_view key) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  return RunOn(*group_, i, foreground_queue_[i], [shard, key] { return shard->Get(key); });
+}
+
+Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  std::vector<std::future<Result<std::vector<KeyValue>>>> parts;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard* shard = shards_[i].get();
+    parts.push_back(group_->submit_to(
+        i, [shard, o] { return shard->Scan(o.from, o.to, o.max_keys); }, foreground_queue_[i]));
+  }
+  std::vector<KeyValue> merged;
+  for (auto& part : parts) {
+    Result<std::vector<KeyValue>> kvs = part.get();
+    if (!kvs.ok()) return kvs.status();
+    std::vector<KeyValue> next;
+    next.reserve(merged.size() + kvs->size());
+    std::merge(std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end()),
+               std::make_move_iterator(kvs->begin()), std::make_move_iterator(kvs->end()),
+               std::back_inserter(next),
+               [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
+    merged = std::move(next);
+  }
+  if (merged.size() > o.max_keys) merged.resize(o.max_keys);
+  return merged;
+}
+
+Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  if (o.shard >= shard_count_) {
+    return Status::InvalidArgument("shard " + std::to_string(o.shard) +
+                                   " does not exist; the "
+                                   "database has " +
+                                   std::to_string(shard_count_) + " shards");
+  }
+  Shard* shard = shards_[o.shard].get();
+  return RunOn(*group_, o.shard, foreground_queue_[o.shard],
+               [shard, o] { return shard->Tail(o.from_sequence, o.max_records); });
+}
+
+EngineStats EngineImpl::Stats() {
+  EngineStats stats;
+  stats.db_path = options_.db_path;
+  stats.segment_size_bytes = segment_size_bytes_;
+  if (closed_.load()) return stats;
+  Result<sched::ExecutorStats> ex = group_->Stats(0);
+  if (ex.ok()) {
+    stats.io_backend = ex->backend_description;
+    stats.io_fallback = ex->fallback_reason;
+  }
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard* shard = shards_[i].get();
+    Result<ShardStats> s =
+        RunOn(*group_, i, foreground_queue_[i], [shard] { return shard->Stats(); });
+    if (s.ok()) stats.shards.push_back(*s);
+  }
+  if (!stats.shards.empty()) {
+    stats.direct_io = stats.shards[0].direct_io;
+    stats.write_alignment_bytes = stats.shards[0].write_alignment_bytes;
+  }
+  return stats;
+}
+
+void EngineImpl::PutAsync(const WriteOptions& o, std::string_view key, std::string_view value,
+                          StatusCallback done) {
+  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  group_->submit_to(
+      i,
+      [shard, o, key, value, done = std::move(done)]() mutable {
+        return PutThen(shard, o, key, value, std::move(done));
+      },
+      foreground_queue_[i]);
+}
+
+void EngineImpl::DeleteAsync(const WriteOptions& o, std::string_view key, StatusCallback done) {
+  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  group_->submit_to(
+      i,
+      [shard, o, key, done = std::move(done)]() mutable {
+        return DeleteThen(shard, o, key, std::move(done));
+      },
+      foreground_queue_[i]);
+}
+
+void EngineImpl::WriteAsync(const WriteOptions& o, const WriteBatch& batch, StatusCallback done) {
+  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  Result<uint32_t> i = BatchShard(batch);
+  if (!i.ok()) return done(i.status());
+  Shard* shard = shards_[*i].get();
+  const WriteBatch* b = &batch;
+  group_->submit_to(
+      *i,
+      [shard, o, b, done = std::move(done)]() mutable {
+        return WriteThen(shard, o, b, std::move(done));
+      },
+      foreground_queue_[*i]);
+}
+
+void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
+  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  group_->submit_to(
+      i,
+      [shard, key, done = std::move(done)]() mutable {
+        return GetThen(shard, key, std::move(done));
+      },
+      foreground_queue_[i]);
+}
+
+Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
+                               std::string_view value) {
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Put(o, key, value);
+  co_return co_await sched::submit_to(
+      i, [shard, o, key, value] { return shard->Put(o, key, value); }, foreground_queue_[i]);
+}
+
+Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Delete(o, key);
+  co_return co_await sched::submit_to(
+      i, [shard, o, key] { return shard->Delete(o, key); }, foreground_queue_[i]);
+}
+
+Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch) {
+  Result<uint32_t> i = BatchShard(batch);
+  if (!i.ok()) co_return i.status();
+  Shard* shard = shards_[*i].get();
+  const WriteBatch* b = &batch;
+  if (sched::Executor::Current()->shard() == *i) co_return co_await shard->Write(o, b);
+  co_return co_await sched::submit_to(
+      *i, [shard, o, b] { return shard->Write(o, b); }, foreground_queue_[*i]);
+}
+
+Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
+  const uint32_t i = ShardOf(key);
+  Shard* shard = shards_[i].get();
+  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Get(key);
+  co_return co_await sched::submit_to(
+      i, [shard, key] { return shard->Get(key); }, foreground_queue_[i]);
+}
+
+Status EngineImpl::Spawn(uint32_t shard, Task<void> task) {
+  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  if (shard >= shard_count_) return Status::InvalidArgument("no shard " + std::to_string(shard));
+  auto holder = std::make_shared<Task<void>>(std::move(task));
+  const sched::QueueId q = foreground_queue_[shard];
+  group_->submit_to(
+      shard, [holder, q] { sched::Executor::Current()->Spawn(q, std::move(*holder)); }, q);
+  return Status::OK();
+}
+
+}  // namespace engine
+}  // namespace dmalog

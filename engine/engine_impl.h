@@ -1,0 +1,69 @@
+// EngineImpl: the Engine behind the public API. It owns the directory lock,
+// the executor group and one Shard per executor, and routes every call to
+// its key's shard through submit_to. It holds no data itself: shards do.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "dmalog/engine.h"
+#include "engine/shard.h"
+#include "io/fs.h"
+#include "scheduler/executor_group.h"
+
+namespace dmalog::engine {
+
+class EngineImpl final : public Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const Options& options);
+  ~EngineImpl() override;
+
+  Status Put(const WriteOptions& options, std::string_view key, std::string_view value) override;
+  Status Delete(const WriteOptions& options, std::string_view key) override;
+  Status Write(const WriteOptions& options, const WriteBatch& batch) override;
+  Result<std::string> Get(std::string_view key) override;
+  Result<std::vector<KeyValue>> Scan(const ScanOptions& options) override;
+  Result<std::vector<LogRecord>> Tail(const TailOptions& options) override;
+  EngineStats Stats() override;
+  Status Close() override;
+
+  void PutAsync(const WriteOptions& options, std::string_view key, std::string_view value,
+                StatusCallback done) override;
+  void DeleteAsync(const WriteOptions& options, std::string_view key, StatusCallback done) override;
+  void WriteAsync(const WriteOptions& options, const WriteBatch& batch,
+                  StatusCallback done) override;
+  void GetAsync(std::string_view key, GetCallback done) override;
+
+  Task<Status> CoPut(const WriteOptions& options, std::string_view key,
+                     std::string_view value) override;
+  Task<Status> CoDelete(const WriteOptions& options, std::string_view key) override;
+  Task<Status> CoWrite(const WriteOptions& options, const WriteBatch& batch) override;
+  Task<Result<std::string>> CoGet(std::string_view key) override;
+  Status Spawn(uint32_t shard, Task<void> task) override;
+
+  uint32_t shard_count() const noexcept override { return shard_count_; }
+  uint32_t ShardOf(std::string_view key) const noexcept override;
+
+ private:
+  EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t shard_count,
+             uint64_t segment_size_bytes);
+  Status StartExecutors();
+  Status OpenShards();
+  // InvalidArgument naming two keys when the batch spans shards.
+  Result<uint32_t> BatchShard(const WriteBatch& batch) const;
+  Status CheckOpen() const;
+
+  const Options options_;
+  io::DirectoryLock lock_;
+  const uint32_t shard_count_;
+  const uint64_t segment_size_bytes_;
+  std::unique_ptr<sched::ExecutorGroup> group_;
+  std::vector<sched::QueueId> foreground_queue_;
+  std::vector<sched::QueueId> background_queue_;
+  // shards_[i] lives on executor i and is only touched there.
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace dmalog::engine

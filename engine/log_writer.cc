@@ -1,0 +1,314 @@
+#include "engine/log_writer.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+
+namespace dmalog::engine {
+namespace {
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+// Appends that wait for room (a flush or a roll) before giving up; each wait
+// is one flush, so this is far above any real need.
+constexpr uint32_t kAppendWaitsMax = 1u << 20;
+constexpr uint32_t kLargestRecordBytes =
+    format::kRecordHeaderBytes + format::kKeyBytesMax + format::kBatchBytesMax;
+}  // namespace
+
+void LogWriter::AlignedFree::operator()(uint8_t* p) const noexcept { std::free(p); }
+
+void LogWriter::Batch::Reset() {
+  used_bytes = 0;
+  segment = nullptr;
+  offset_bytes = 0;
+  records.clear();
+  entries.clear();
+  latest.clear();
+}
+
+LogWriter::LogWriter(const LogWriterOptions& options, RecoveredShard& recovered, Index* index,
+                     const io::Directory* dir)
+    : options_(options), index_(index), dir_(dir), segments_(std::move(recovered.segments)) {
+  assert(!segments_.empty() && recovered.active_index < segments_.size());
+  active_ = segments_[recovered.active_index].get();
+  next_offset_bytes_ = recovered.write_offset_bytes;
+  next_sequence_ = recovered.last_sequence + 1;
+  stats_.segments = segments_.size();
+}
+
+LogWriter::~LogWriter() = default;
+
+Status LogWriter::Init() {
+  const uint32_t align = std::max<uint32_t>(Alignment(), 4096);
+  buffer_bytes_ = static_cast<uint32_t>(
+      AlignUp(std::max<uint64_t>(options_.flush_bytes_max, kLargestRecordBytes + align), align));
+  for (Batch& b : batches_) {
+    b.buf.reset(static_cast<uint8_t*>(std::aligned_alloc(align, buffer_bytes_)));
+    if (!b.buf) return Status::IOError("out of memory allocating the group-commit buffers");
+    b.latest.reserve(1024);
+    b.records.reserve(1024);
+    b.entries.reserve(1024);
+  }
+  zeros_.reset(static_cast<uint8_t*>(std::aligned_alloc(align, kZerosBytes)));
+  if (!zeros_) return Status::IOError("out of memory allocating the zero buffer");
+  std::memset(zeros_.get(), 0, kZerosBytes);
+  filling_->ticket = next_ticket_++;
+  filling_->segment = active_;
+  filling_->offset_bytes = next_offset_bytes_;
+  return Status::OK();
+}
+
+uint32_t LogWriter::GapBefore(uint32_t used_bytes) const noexcept {
+  // A record never starts in the last kRecordHeaderBytes - 1 bytes of an
+  // aligned block: those bytes stay zero and readers skip them.
+  const uint32_t rest = Alignment() - used_bytes % Alignment();
+  return rest < format::kRecordHeaderBytes && rest != Alignment() ? rest : 0;
+}
+
+bool LogWriter::FitsSegment(uint64_t bytes) const noexcept {
+  return filling_->offset_bytes + AlignUp(filling_->used_bytes + bytes, Alignment()) <=
+         active_->size_bytes();
+}
+
+Task<Result<uint64_t>> LogWriter::Append(format::RecordType type, std::string_view key,
+                                         std::string_view value, uint32_t entries) {
+  const uint64_t record_bytes = EncodedRecordBytes(key.size(), value.size());
+  assert(record_bytes <= kLargestRecordBytes);
+  for (uint32_t wait = 0; wait < kAppendWaitsMax; ++wait) {
+    const uint64_t size = GapBefore(filling_->used_bytes) + record_bytes;
+    if (!failed_.ok()) {
+      co_return Status::ReadOnly("shard " + std::to_string(options_.shard) +
+                                 " refuses writes after an earlier error (" + failed_.ToString() +
+                                 "); reads still work; fix the cause and reopen the database");
+    }
+    if (stopping_) co_return Status::Aborted("the database is closing");
+    if (filling_->used_bytes + size <= buffer_bytes_ && FitsSegment(size)) {
+      Encode(type, key, value, entries);
+      work_.NotifyAll();
+      co_return filling_->ticket;
+    }
+    if (filling_->used_bytes == 0) {
+      Status s = co_await Roll();
+      if (!s.ok()) co_return s;
+      continue;
+    }
+    work_.NotifyAll();
+    co_await room_.Wait();
+  }
+  co_return Status::Busy("append waited too long for room in the log");
+}
+
+void LogWriter::Encode(format::RecordType type, std::string_view key, std::string_view value,
+                       uint32_t entries) {
+  Batch& b = *filling_;
+  const uint32_t gap = GapBefore(b.used_bytes);
+  std::memset(b.buf.get() + b.used_bytes, 0, gap);
+  b.used_bytes += gap;
+  const uint32_t off = b.used_bytes;
+  const uint32_t size = static_cast<uint32_t>(EncodedRecordBytes(key.size(), value.size()));
+  const uint64_t seq = next_sequence_;
+  next_sequence_ += std::max<uint32_t>(entries, 1);
+  uint8_t* p = b.buf.get() + off;
+  EncodeRecord(std::span<uint8_t>(p, size), b.segment->id(), type, seq, key, value);
+  const uint32_t record = static_cast<uint32_t>(b.records.size());
+  b.records.push_back(RecordSpan{off, size});
+  const char* stored = reinterpret_cast<const char*>(p + format::kRecordHeaderBytes);
+  const std::string_view stored_key(stored, key.size());
+  const std::string_view stored_value(stored + key.size(), value.size());
+  if (type == format::kBatchType) {
+    BatchReader reader(stored_value);
+    for (uint32_t i = 0; i < entries; ++i) {
+      Result<BatchEntry> e = reader.Next();
+      assert(e.ok() && "WriteBatch built a malformed payload");
+      if (!e.ok()) break;
+      b.latest[e->key] = static_cast<uint32_t>(b.entries.size());
+      b.entries.push_back(Entry{e->key, e->value, seq + i, record, e->type == format::kDeleteType});
+    }
+  } else {
+    b.latest[stored_key] = static_cast<uint32_t>(b.entries.size());
+    b.entries.push_back(Entry{stored_key, stored_value, seq, record, type == format::kDeleteType});
+  }
+  b.used_bytes += size;
+}
+
+Task<Status> LogWriter::Roll() {
+  assert(filling_->used_bytes == 0);
+  const uint64_t next_id = active_->id() + 1;
+  // Bounded: each wait is one segment creation attempt by the preparer.
+  for (uint32_t attempt = 0; attempt < kAppendWaitsMax; ++attempt) {
+    for (auto& segment : segments_) {
+      if (segment->id() == next_id) {
+        active_ = segment.get();
+        filling_->segment = active_;
+        filling_->offset_bytes = next_offset_bytes_ = active_->data_start_bytes();
+        spare_wanted_.NotifyAll();  // Prepare the one after.
+        co_return Status::OK();
+      }
+    }
+    if (!spare_error_.ok() && attempt > 0) {
+      Status cause = spare_error_;
+      spare_error_ = Status::OK();  // The next append tries again.
+      co_return cause.WithContext("shard " + std::to_string(options_.shard) +
+                                  " cannot start a new segment; acknowledged data is safe; "
+                                  "free space and retry");
+    }
+    if (stopping_) co_return Status::Aborted("the database is closing");
+    spare_wanted_.NotifyAll();
+    co_await spare_ready_.Wait();
+  }
+  co_return Status::Busy("waited too long for a new segment");
+}
+
+Task<void> LogWriter::PrepareLoop() {
+  while (!stopping_) {
+    const bool have_spare = segments_.back()->id() > active_->id();
+    if (have_spare) {
+      co_await spare_wanted_.Wait();
+      continue;
+    }
+    const uint64_t id = segments_.back()->id() + 1;
+    Result<std::unique_ptr<Segment>> segment =
+        co_await Segment::Create(*dir_, options_.shard, id, options_.segment_size_bytes,
+                                 options_.file_options, zeros_.get(), kZerosBytes);
+    if (segment.ok()) {
+      segments_.push_back(std::move(*segment));
+      stats_.segments = segments_.size();
+      spare_error_ = Status::OK();
+      spare_ready_.NotifyAll();
+    } else {
+      spare_error_ = segment.status();
+      spare_ready_.NotifyAll();
+      co_await spare_wanted_.Wait();  // Retry only when a writer needs it.
+    }
+  }
+  preparer_done_ = true;
+  stopped_.NotifyAll();
+}
+
+Task<void> LogWriter::FlushLoop() {
+  for (;;) {
+    while (filling_->used_bytes == 0 && !stopping_) co_await work_.Wait();
+    if (filling_->used_bytes == 0) break;  // Stopping, and nothing queued.
+    co_await FlushOne();
+  }
+  flusher_done_ = true;
+  stopped_.NotifyAll();
+}
+
+Task<void> LogWriter::FlushOne() {
+  std::swap(filling_, flushing_);
+  Batch& batch = *flushing_;
+  const uint64_t padded = AlignUp(batch.used_bytes, Alignment());
+  const uint64_t gap = padded - batch.used_bytes;
+  uint8_t* tail = batch.buf.get() + batch.used_bytes;
+  if (gap >= format::kRecordHeaderBytes) {
+    EncodePadding(std::span<uint8_t>(tail, gap), batch.segment->id());
+  } else {
+    std::memset(tail, 0, gap);
+  }
+  next_offset_bytes_ = batch.offset_bytes + padded;
+  filling_->Reset();
+  filling_->ticket = next_ticket_++;
+  filling_->segment = active_;
+  assert(batch.segment == active_ && "a batch always targets the active segment");
+  filling_->offset_bytes = next_offset_bytes_;
+  flush_in_flight_ = true;
+  room_.NotifyAll();
+  Status s = failed_;
+  if (s.ok()) {
+    s = co_await batch.segment->file().WriteDurable(batch.buf.get(), padded, batch.offset_bytes);
+  }
+  flush_in_flight_ = false;
+  if (s.ok()) {
+    ApplyToIndex(batch);
+    batch.segment->end_bytes = batch.offset_bytes + padded;
+    durable_ticket_ = batch.ticket;
+    ++stats_.flushes;
+    stats_.records_flushed += batch.records.size();
+    stats_.log_bytes += padded;
+  } else {
+    failed_ticket_ = std::min(failed_ticket_, batch.ticket);
+    Fail(s);
+  }
+  batch.Reset();
+  durable_.NotifyAll();
+  room_.NotifyAll();
+}
+
+void LogWriter::Fail(Status cause) {
+  if (failed_.ok()) failed_ = std::move(cause);
+}
+
+void LogWriter::ApplyToIndex(const Batch& batch) {
+  assert(batch.segment->id() <= UINT32_MAX);
+  const uint32_t segment_id = static_cast<uint32_t>(batch.segment->id());
+  for (const Entry& e : batch.entries) {
+    const RecordSpan& r = batch.records[e.record];
+    const IndexEntry at{segment_id, static_cast<uint32_t>(batch.offset_bytes + r.offset_in_batch),
+                        r.encoded_bytes, e.sequence};
+    if (e.deleted) {
+      index_->Erase(e.key, e.sequence).reset();
+    } else {
+      index_->Put(e.key, at).reset();
+    }
+    if (batch.segment->first_sequence == 0) batch.segment->first_sequence = e.sequence;
+    batch.segment->last_sequence = e.sequence;
+  }
+}
+
+Task<Status> LogWriter::WaitDurable(uint64_t ticket) {
+  for (;;) {
+    if (ticket == failed_ticket_) co_return failed_;
+    if (ticket > failed_ticket_) {
+      co_return Status::ReadOnly("shard " + std::to_string(options_.shard) +
+                                 " stopped writing before this write was durable (" +
+                                 failed_.ToString() + ")");
+    }
+    if (durable_ticket_ >= ticket) co_return Status::OK();
+    co_await durable_.Wait();
+  }
+}
+
+Task<Status> LogWriter::Sync() {
+  const uint64_t ticket = filling_->used_bytes > 0 ? filling_->ticket : filling_->ticket - 1;
+  if (ticket == 0 || (ticket <= durable_ticket_ && !flush_in_flight_)) co_return failed_;
+  work_.NotifyAll();
+  co_return co_await WaitDurable(ticket);
+}
+
+Task<void> LogWriter::Stop() {
+  stopping_ = true;
+  work_.NotifyAll();
+  spare_wanted_.NotifyAll();
+  spare_ready_.NotifyAll();
+  room_.NotifyAll();
+  while (!flusher_done_ || !preparer_done_) co_await stopped_.Wait();
+}
+
+std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {
+  for (const Batch* b : {filling_, flushing_}) {
+    auto it = b->latest.find(key);
+    if (it != b->latest.end()) {
+      const Entry& e = b->entries[it->second];
+      return PendingValue{e.deleted, e.value};
+    }
+  }
+  return std::nullopt;
+}
+
+const Segment* LogWriter::FindSegment(uint64_t id) const {
+  // segments_ is sorted by id (recovery opens them in order; new ones are
+  // appended with the next id).
+  auto it =
+      std::lower_bound(segments_.begin(), segments_.end(), id,
+                       [](const std::unique_ptr<Segment>& s, uint64_t v) { return s->id() < v; });
+  return it != segments_.end() && (*it)->id() == id ? it->get() : nullptr;
+}
+
+std::vector<const Segment*> LogWriter::Segments() const {
+  std::vector<const Segment*> out;
+  for (const auto& s : segments_) out.push_back(s.get());
+  return out;
+}
+
+}  // namespace dmalog::engine

@@ -1,0 +1,168 @@
+// LogWriter: one shard's append path, with group commit.
+//
+// Records are encoded into the FILLING batch (an aligned buffer). A single
+// flusher coroutine takes the filling batch whenever no flush is in flight,
+// pads it to the segment's write alignment and writes it with one write
+// linked to an fdatasync (io::IoOp::kWriteFdatasync). Every record that
+// arrived while the previous flush was in flight therefore goes out in the
+// next one. Only after that flush succeeds are its records applied to the
+// index and their writers acknowledged.
+//
+// A flush always starts at an aligned offset after the previous one, so no
+// write touches a block that holds acknowledged data (docs/format.md).
+//
+// A failed write or fdatasync is never retried as if the data were safe: the
+// writer becomes read-only, every waiting and later write gets the error
+// naming the cause, and reads keep working (the PostgreSQL fsync lesson).
+//
+// Executor-thread only.
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "dmalog/status.h"
+#include "dmalog/task.h"
+#include "engine/index.h"
+#include "engine/record.h"
+#include "engine/recovery.h"
+#include "engine/segment.h"
+#include "engine/wait_list.h"
+#include "io/fs.h"
+
+namespace dmalog::engine {
+
+struct LogWriterOptions {
+  uint32_t shard = 0;
+  uint64_t segment_size_bytes = 0;
+  uint32_t flush_bytes_max = 1u << 20;
+  io::DmaFileOptions file_options;
+};
+
+// A write not yet flushed, for read-your-writes.
+struct PendingValue {
+  bool deleted = false;
+  std::string_view value;  // Valid until the writer next suspends.
+};
+
+struct LogWriterStats {
+  uint64_t flushes = 0;
+  uint64_t records_flushed = 0;
+  uint64_t log_bytes = 0;
+  uint64_t segments = 0;
+};
+
+class LogWriter {
+ public:
+  // Takes the recovered segments; `index` and `dir` are borrowed for the
+  // writer's life (both owned by the Shard).
+  LogWriter(const LogWriterOptions& options, RecoveredShard& recovered, Index* index,
+            const io::Directory* dir);
+  ~LogWriter();
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+
+  // Allocates the buffers; call once before use.
+  Status Init();
+
+  // The flusher: runs until Stop(). Spawn it on the foreground queue.
+  Task<void> FlushLoop();
+  // Creates spare segments ahead of need; spawn it on a background queue.
+  Task<void> PrepareLoop();
+  // Flushes what is queued, then ends both loops.
+  Task<void> Stop();
+
+  // Appends a put, delete or batch record (`entries` sub-records for a
+  // batch, else 1) and returns its batch's ticket. `key` and `value` are
+  // copied into the batch buffer; they must stay valid until this returns.
+  Task<Result<uint64_t>> Append(format::RecordType type, std::string_view key,
+                                std::string_view value, uint32_t entries);
+  // Waits until the batch `ticket` is durable; its error otherwise.
+  Task<Status> WaitDurable(uint64_t ticket);
+  // Waits until everything appended so far is durable.
+  Task<Status> Sync();
+
+  std::optional<PendingValue> FindPending(std::string_view key) const;
+  const Segment* FindSegment(uint64_t id) const;
+  // Segments in id order (for tail).
+  std::vector<const Segment*> Segments() const;
+  const Status& read_only_cause() const noexcept { return failed_; }
+  uint64_t last_sequence() const noexcept { return next_sequence_ - 1; }
+  const LogWriterStats& stats() const noexcept { return stats_; }
+
+ private:
+  struct AlignedFree {
+    void operator()(uint8_t* p) const noexcept;
+  };
+  struct Entry {  // One put/delete (a batch contributes several).
+    std::string_view key;
+    std::string_view value;
+    uint64_t sequence;
+    uint32_t record;  // Index into Batch::records.
+    bool deleted;
+  };
+  struct RecordSpan {
+    uint32_t offset_in_batch;
+    uint32_t encoded_bytes;
+  };
+  struct Batch {
+    std::unique_ptr<uint8_t, AlignedFree> buf;
+    uint32_t used_bytes = 0;
+    uint64_t ticket = 0;
+    Segment* segment = nullptr;
+    uint64_t offset_bytes = 0;
+    std::vector<RecordSpan> records;
+    std::vector<Entry> entries;
+    absl::flat_hash_map<std::string_view, uint32_t> latest;  // key -> entry
+    void Reset();
+  };
+
+  uint32_t Alignment() const noexcept { return active_->alignment_bytes(); }
+  bool FitsSegment(uint64_t bytes) const noexcept;
+  uint32_t GapBefore(uint32_t used_bytes) const noexcept;
+  Task<Status> Roll();
+  void Encode(format::RecordType type, std::string_view key, std::string_view value,
+              uint32_t entries);
+  Task<void> FlushOne();
+  void ApplyToIndex(const Batch& batch);
+  void Fail(Status cause);
+
+  const LogWriterOptions options_;
+  Index* const index_;
+  const io::Directory* const dir_;
+  std::vector<std::unique_ptr<Segment>> segments_;  // By id; owned.
+  Segment* active_ = nullptr;
+  uint32_t buffer_bytes_ = 0;
+  std::unique_ptr<uint8_t, AlignedFree> zeros_;
+  static constexpr uint32_t kZerosBytes = 1u << 20;
+
+  Batch batches_[2];
+  Batch* filling_ = &batches_[0];
+  Batch* flushing_ = &batches_[1];
+  bool flush_in_flight_ = false;
+  uint64_t next_offset_bytes_ = 0;  // Where the filling batch goes.
+  uint64_t next_ticket_ = 1;
+  uint64_t durable_ticket_ = 0;  // Every ticket <= this is durable.
+  uint64_t next_sequence_ = 1;
+  Status failed_;  // Non-OK once read-only.
+  uint64_t failed_ticket_ = UINT64_MAX;
+  bool stopping_ = false;
+  bool flusher_done_ = false;
+  bool preparer_done_ = false;
+
+  WaitList work_;          // The flusher waits for records.
+  WaitList room_;          // Appenders wait for buffer room / a taken batch.
+  WaitList durable_;       // Writers wait for their ticket.
+  WaitList spare_ready_;   // The writer waits for a spare segment.
+  WaitList spare_wanted_;  // The preparer waits for a request.
+  Status spare_error_;     // Why the last spare could not be created.
+  WaitList stopped_;       // Stop() waits for the loops.
+  LogWriterStats stats_;
+};
+
+}  // namespace dmalog::engine

@@ -1,0 +1,351 @@
+// Recovery policy (decided here; summarised in docs/format.md):
+//
+// Each segment is read in order from its first record. A record whose
+// checksum verifies is applied to the index, if its sequence number is
+// above every earlier one (a lower one is a stale or misdirected block and
+// counts as damage). An all-zero header ends the segment's data, unless a
+// valid record follows later in the same segment: that is a hole, damage.
+//
+// Damage at offset X is a TORN TAIL when no valid record follows it, in
+// this segment or any later one: it is the flush that was in flight at a
+// crash, which was never acknowledged. Otherwise it is CORRUPTION IN THE
+// MIDDLE: something damaged data that had been made durable.
+//
+//   tolerate_corrupted_tail_records: drop a torn tail; fail on corruption in
+//                                    the middle.
+//   absolute_consistency:            fail on any damage.
+//   point_in_time:                   stop at the first damage; drop it and
+//                                    everything after it (later segments
+//                                    are deleted).
+//   skip_any_corrupted_records:      skip each damaged region and continue.
+//
+// Whenever the tail of the log is dropped, recovery makes the drop
+// permanent before any new write: the partial block at the end of the last
+// valid record is rewritten with a padding record, and the damaged bytes
+// after it are zeroed and fdatasync'ed. Otherwise new records written after
+// the damage would later read as "valid data after damage".
+#include "engine/recovery.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/segment_scanner.h"
+
+namespace dmalog::engine {
+namespace {
+
+uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
+uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
+
+struct AlignedFree {
+  void operator()(uint8_t* p) const noexcept { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
+
+AlignedBuffer AllocateAligned(size_t bytes) {
+  return AlignedBuffer(static_cast<uint8_t*>(std::aligned_alloc(4096, AlignUp(bytes, 4096))));
+}
+
+// Upper bound on the segments of one shard that recovery will open.
+constexpr size_t kSegmentsPerShardMax = 1u << 20;
+
+enum class SegmentEnd : uint8_t { kNext, kStop };
+
+class ShardRecovery {
+ public:
+  explicit ShardRecovery(RecoveryInput input) : in_(input) {}
+  Task<Result<RecoveredShard>> Run();
+
+ private:
+  Task<Status> OpenSegments();
+  Task<Result<SegmentEnd>> ScanSegment(size_t i);
+  Task<Result<SegmentEnd>> OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
+                                    const char* reason);
+  Task<Result<bool>> ValidDataInLaterSegments(size_t i);
+  Task<Status> RepairTail(size_t i, uint64_t valid_end);
+  Task<Status> DropSegmentsAfter(size_t i);
+  Status Apply(const RecordView& record, const Segment& segment, uint64_t offset);
+  std::string Where(size_t i, uint64_t offset) const {
+    return "segment " + out_.segments[i]->path() + " offset " + std::to_string(offset);
+  }
+  void Note(const std::string& what) {
+    if (!out_.note.empty()) out_.note += "; ";
+    out_.note += what;
+  }
+
+  RecoveryInput in_;
+  RecoveredShard out_;
+  AlignedBuffer window_;
+  uint64_t valid_end_ = 0;      // End of the last valid record of the segment being scanned.
+  size_t last_data_index_ = 0;  // Last segment that holds a valid record.
+  bool any_data_ = false;
+};
+
+Task<Status> ShardRecovery::OpenSegments() {
+  Result<std::vector<std::string>> names = io::ListDirectory(in_.dir->path());
+  if (!names.ok()) co_return names.status();
+  std::vector<uint64_t> ids;
+  for (const std::string& name : *names) {
+    if (std::optional<uint64_t> id = ParseSegmentFileName(name)) ids.push_back(*id);
+  }
+  std::sort(ids.begin(), ids.end());
+  if (ids.size() > kSegmentsPerShardMax) {
+    co_return Status::Corruption(in_.dir->path() + " holds " + std::to_string(ids.size()) +
+                                 " segments; the limit is " + std::to_string(kSegmentsPerShardMax));
+  }
+  for (uint64_t id : ids) {
+    Result<std::unique_ptr<Segment>> segment =
+        co_await Segment::Open(in_.dir->path() + "/" + SegmentFileName(id), in_.shard, id,
+                               in_.file_options, window_.get());
+    if (!segment.ok()) co_return segment.status();
+    out_.segments.push_back(std::move(*segment));
+  }
+  if (out_.segments.empty()) {
+    Result<std::unique_ptr<Segment>> first =
+        co_await Segment::Create(*in_.dir, in_.shard, 1, in_.segment_size_bytes, in_.file_options,
+                                 in_.zeros, in_.zeros_bytes);
+    if (!first.ok()) co_return first.status();
+    out_.segments.push_back(std::move(*first));
+  }
+  co_return Status::OK();
+}
+
+Status ShardRecovery::Apply(const RecordView& record, const Segment& segment, uint64_t offset) {
+  assert(segment.id() <= UINT32_MAX);
+  const IndexEntry at{static_cast<uint32_t>(segment.id()), static_cast<uint32_t>(offset),
+                      record.encoded_bytes, record.sequence};
+  switch (record.type) {
+    case format::kPutType:
+      out_.index->Put(record.key, at).reset();
+      break;
+    case format::kDeleteType:
+      out_.index->Erase(record.key, record.sequence).reset();
+      break;
+    case format::kBatchType: {
+      BatchReader reader(record.value);
+      Result<uint32_t> count = reader.Count();
+      if (!count.ok()) return count.status();
+      for (uint32_t i = 0; i < *count; ++i) {
+        Result<BatchEntry> entry = reader.Next();
+        if (!entry.ok()) return entry.status();
+        IndexEntry e = at;
+        e.sequence = record.sequence + i;
+        if (entry->type == format::kPutType) {
+          out_.index->Put(entry->key, e).reset();
+        } else {
+          out_.index->Erase(entry->key, e.sequence).reset();
+        }
+      }
+      out_.last_sequence = record.sequence + (*count > 0 ? *count - 1 : 0);
+      ++out_.records;
+      return Status::OK();
+    }
+    default:
+      return Status::OK();  // Padding and ignorable types carry no data.
+  }
+  out_.last_sequence = record.sequence;
+  ++out_.records;
+  return Status::OK();
+}
+
+Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
+  for (size_t j = i + 1; j < out_.segments.size(); ++j) {
+    const Segment& later = *out_.segments[j];
+    SegmentScanner scanner(later, later.data_start_bytes(), later.file_size_bytes, window_.get());
+    Result<std::optional<uint64_t>> found =
+        co_await scanner.FindValidRecordFrom(later.data_start_bytes());
+    if (!found.ok()) co_return found.status();
+    if (found->has_value()) co_return true;
+  }
+  co_return false;
+}
+
+Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
+                                                 const char* reason) {
+  Result<std::optional<uint64_t>> next_here = co_await scanner.FindValidRecordFrom(offset + 1);
+  if (!next_here.ok()) co_return next_here.status();
+  Result<bool> later = co_await ValidDataInLaterSegments(i);
+  if (!later.ok()) co_return later.status();
+  const bool torn_tail = !next_here->has_value() && !*later;
+  const std::string what = Where(i, offset) + ": " + reason;
+  switch (in_.mode) {
+    case RecoveryMode::kTolerateCorruptedTailRecords:
+      if (torn_tail) {
+        Note(what + " at the tail (a write torn by a crash, never acknowledged): dropped");
+        co_return SegmentEnd::kStop;
+      }
+      co_return Status::Corruption(
+          what +
+          ", and valid records follow it: the log is damaged in the middle. "
+          "Run `dmalog verify` to see the extent; to open anyway, use "
+          "--recovery_mode=point_in_time (keep what precedes the damage) or "
+          "skip_any_corrupted_records (skip damaged records)");
+    case RecoveryMode::kAbsoluteConsistency:
+      co_return Status::Corruption(what + (torn_tail ? " at the tail" : " in the middle") +
+                                   "; absolute_consistency refuses any damaged record");
+    case RecoveryMode::kPointInTime:
+      Note(what + ": recovered up to it, dropped the rest (point_in_time)");
+      co_return SegmentEnd::kStop;
+    case RecoveryMode::kSkipAnyCorruptedRecords:
+      if (next_here->has_value()) {
+        out_.dropped_bytes += **next_here - offset;
+        Note(what + ": skipped " + std::to_string(**next_here - offset) + " bytes");
+        scanner.Seek(**next_here);
+        co_return SegmentEnd::kNext;  // Caller continues scanning this segment.
+      }
+      Note(what + ": skipped the rest of the segment");
+      co_return *later ? SegmentEnd::kNext : SegmentEnd::kStop;
+  }
+  co_return Status::InvalidArgument("unknown recovery mode");
+}
+
+Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i) {
+  Segment& segment = *out_.segments[i];
+  SegmentScanner scanner(segment, segment.data_start_bytes(), segment.file_size_bytes,
+                         window_.get());
+  valid_end_ = segment.data_start_bytes();
+  // Each step advances by at least one header or one alignment block.
+  const uint64_t steps_max = segment.size_bytes() / format::kRecordHeaderBytes + 2;
+  for (uint64_t step = 0; step < steps_max; ++step) {
+    Result<ScanItem> item = co_await scanner.Peek();
+    if (!item.ok()) co_return item.status();
+    const uint64_t offset = item->offset_bytes;
+    const char* damage = nullptr;
+    if (item->outcome == DecodeOutcome::kRecord) {
+      const RecordView& r = item->record;
+      const bool carries_data = r.type >= format::kPutType && r.type <= format::kBatchType;
+      if (carries_data && r.sequence <= out_.last_sequence) {
+        damage = "sequence number goes backwards (a stale or misdirected block)";
+      } else {
+        Status s = Apply(r, segment, offset);
+        if (!s.ok()) co_return s.WithContext(Where(i, offset));
+        if (carries_data) {
+          if (segment.first_sequence == 0) segment.first_sequence = r.sequence;
+          segment.last_sequence = out_.last_sequence;
+          last_data_index_ = i;
+          any_data_ = true;
+        }
+        scanner.Advance(r.encoded_bytes);
+        valid_end_ = scanner.position_bytes();
+        continue;
+      }
+    } else if (item->outcome == DecodeOutcome::kZero) {
+      Result<std::optional<uint64_t>> later = co_await scanner.FindValidRecordFrom(offset + 1);
+      if (!later.ok()) co_return later.status();
+      if (!later->has_value()) {
+        segment.end_bytes = AlignUp(valid_end_, segment.alignment_bytes());
+        co_return SegmentEnd::kNext;
+      }
+      damage = "unwritten space (a lost write)";
+    } else {
+      damage = DecodeOutcomeName(item->outcome);
+    }
+    Result<SegmentEnd> end = co_await OnDamage(i, scanner, offset, damage);
+    if (!end.ok()) co_return end.status();
+    if (*end == SegmentEnd::kStop || scanner.position_bytes() == offset) {
+      segment.end_bytes = AlignUp(valid_end_, segment.alignment_bytes());
+      if (*end == SegmentEnd::kStop) {
+        last_data_index_ = i;
+        any_data_ = true;
+      }
+      co_return *end;
+    }
+  }
+  co_return Status::Corruption(Where(i, scanner.position_bytes()) + ": recovery did not end");
+}
+
+Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
+  Segment& segment = *out_.segments[i];
+  const uint32_t align = segment.alignment_bytes();
+  const uint64_t write_at = AlignUp(valid_end, align);
+  SegmentScanner scanner(segment, write_at, segment.file_size_bytes, window_.get());
+  // Find the end of the non-zero bytes after write_at (bounded by the file).
+  uint64_t dirty_end = write_at;
+  for (uint64_t at = write_at; at < segment.file_size_bytes; at += kScanWindowBytes) {
+    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, kScanWindowBytes);
+    if (!bytes.ok()) co_return bytes.status();
+    for (size_t k = 0; k < bytes->size(); ++k) {
+      if ((*bytes)[k] != 0) dirty_end = at + k + 1;
+    }
+    if (bytes->empty()) break;
+  }
+  AlignedBuffer block = AllocateAligned(align);
+  if (valid_end % align != 0) {
+    // Keep the valid prefix of the last block; pad the rest.
+    const uint64_t block_start = AlignDown(valid_end, align);
+    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(block_start, align);
+    if (!bytes.ok()) co_return bytes.status();
+    std::memset(block.get(), 0, align);
+    std::memcpy(block.get(), bytes->data(),
+                std::min<size_t>(bytes->size(), valid_end - block_start));
+    const uint64_t gap = write_at - valid_end;
+    if (gap >= format::kRecordHeaderBytes) {
+      EncodePadding(std::span<uint8_t>(block.get() + (valid_end - block_start), gap), segment.id());
+    }
+    Status s = co_await segment.file().Write(block.get(), align, block_start);
+    if (!s.ok()) co_return s.WithContext("repairing the torn tail");
+  }
+  for (uint64_t at = write_at; at < dirty_end; at += in_.zeros_bytes) {
+    const uint64_t n = std::min<uint64_t>(in_.zeros_bytes, AlignUp(dirty_end, align) - at);
+    Status s = co_await segment.file().Write(in_.zeros, n, at);
+    if (!s.ok()) co_return s.WithContext("zeroing the torn tail");
+  }
+  out_.dropped_bytes += dirty_end > valid_end ? dirty_end - valid_end : 0;
+  Status s = co_await segment.file().Fdatasync();
+  if (!s.ok()) co_return s.WithContext("making the tail repair durable");
+  co_return Status::OK();
+}
+
+Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
+  while (out_.segments.size() > i + 1) {
+    std::unique_ptr<Segment> last = std::move(out_.segments.back());
+    out_.segments.pop_back();
+    const std::string path = last->path();
+    out_.dropped_bytes += last->file_size_bytes;
+    last.reset();
+    Status s = io::RemoveFileDurably(path);
+    if (!s.ok()) co_return s;
+    Note("deleted " + path);
+  }
+  co_return Status::OK();
+}
+
+Task<Result<RecoveredShard>> ShardRecovery::Run() {
+  window_ = AllocateAligned(kScanWindowBytes);
+  if (!window_) co_return Status::IOError("out of memory allocating the recovery window");
+  out_.index = std::make_unique<Index>();
+  Status s = co_await OpenSegments();
+  if (!s.ok()) co_return s;
+  for (size_t i = 0; i < out_.segments.size(); ++i) {
+    Result<SegmentEnd> end = co_await ScanSegment(i);
+    if (!end.ok()) co_return end.status();
+    if (*end == SegmentEnd::kStop) {
+      const bool dropped = !out_.note.empty();
+      if (dropped) {
+        s = co_await RepairTail(i, valid_end_);
+        if (!s.ok()) co_return s;
+      }
+      if (in_.mode == RecoveryMode::kPointInTime) {
+        s = co_await DropSegmentsAfter(i);
+        if (!s.ok()) co_return s;
+      }
+      break;
+    }
+  }
+  out_.active_index = any_data_ ? last_data_index_ : 0;
+  Segment& active = *out_.segments[out_.active_index];
+  out_.write_offset_bytes = std::max(active.end_bytes, active.data_start_bytes());
+  co_return std::move(out_);
+}
+
+}  // namespace
+
+Task<Result<RecoveredShard>> RecoverShard(RecoveryInput input) {
+  assert(input.dir != nullptr && input.zeros != nullptr && input.zeros_bytes > 0);
+  ShardRecovery recovery(input);
+  co_return co_await recovery.Run();
+}
+
+}  // namespace dmalog::engine

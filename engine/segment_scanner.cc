@@ -1,0 +1,100 @@
+#include "engine/segment_scanner.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace dmalog::engine {
+namespace {
+uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
+uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
+}  // namespace
+
+SegmentScanner::SegmentScanner(const Segment& segment, uint64_t start_bytes, uint64_t limit_bytes,
+                               uint8_t* window)
+    : segment_(segment),
+      limit_bytes_(std::min(limit_bytes, segment.file_size_bytes)),
+      window_(window),
+      position_bytes_(start_bytes) {
+  assert(window != nullptr);
+}
+
+uint64_t SegmentScanner::SkipGap(uint64_t offset) const noexcept {
+  const uint64_t next = AlignUp(offset, segment_.alignment_bytes());
+  return next - offset < format::kRecordHeaderBytes ? next : offset;
+}
+
+std::span<const uint8_t> SegmentScanner::View(uint64_t offset_bytes) const noexcept {
+  if (offset_bytes < window_start_bytes_ ||
+      offset_bytes >= window_start_bytes_ + window_valid_bytes_) {
+    return {};
+  }
+  const uint64_t skip = offset_bytes - window_start_bytes_;
+  return std::span<const uint8_t>(window_ + skip, window_valid_bytes_ - skip);
+}
+
+Task<Status> SegmentScanner::Load(uint64_t offset_bytes, uint32_t n) {
+  const uint64_t want_end = std::min(offset_bytes + n, limit_bytes_);
+  if (offset_bytes >= window_start_bytes_ &&
+      want_end <= window_start_bytes_ + window_valid_bytes_) {
+    co_return Status::OK();
+  }
+  const uint32_t align = segment_.alignment_bytes();
+  const uint64_t start = AlignDown(offset_bytes, align);
+  const uint64_t end = std::min<uint64_t>(start + kScanWindowBytes, AlignUp(limit_bytes_, align));
+  io::IoAwaitable read = segment_.file().Read(window_, end - start, start);
+  Status s = co_await read;
+  if (!s.ok()) {
+    window_valid_bytes_ = 0;
+    co_return s;
+  }
+  window_start_bytes_ = start;
+  // Reads past the end of the file are short; never trust bytes past limit.
+  window_valid_bytes_ = std::min<uint64_t>(read.done_bytes(), limit_bytes_ - start);
+  co_return Status::OK();
+}
+
+Task<Result<std::span<const uint8_t>>> SegmentScanner::Bytes(uint64_t offset_bytes, uint32_t n) {
+  Status s = co_await Load(offset_bytes, n);
+  if (!s.ok()) co_return s;
+  std::span<const uint8_t> view = View(offset_bytes);
+  co_return view.first(std::min<size_t>(view.size(), n));
+}
+
+Task<Result<ScanItem>> SegmentScanner::Peek() {
+  position_bytes_ = SkipGap(position_bytes_);
+  const uint64_t at = position_bytes_;
+  if (at >= limit_bytes_) co_return ScanItem{DecodeOutcome::kZero, {}, at};
+  Status s = co_await Load(at, format::kRecordHeaderBytes);
+  if (!s.ok()) co_return s;
+  DecodeResult d = DecodeRecord(View(at), segment_.id());
+  if (d.outcome == DecodeOutcome::kTruncated &&
+      window_start_bytes_ + window_valid_bytes_ < limit_bytes_) {
+    // The record runs past the window: reload the window starting here.
+    s = co_await Load(at, kScanWindowBytes - segment_.alignment_bytes());
+    if (!s.ok()) co_return s;
+    d = DecodeRecord(View(at), segment_.id());
+  }
+  co_return ScanItem{d.outcome, d.record, at};
+}
+
+Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordFrom(uint64_t from_bytes) {
+  const uint32_t align = segment_.alignment_bytes();
+  // Bounded by the segment's size over its alignment.
+  for (uint64_t at = AlignUp(from_bytes, align); at < limit_bytes_; at += align) {
+    Status s = co_await Load(at, format::kRecordHeaderBytes);
+    if (!s.ok()) co_return s;
+    std::span<const uint8_t> view = View(at);
+    if (view.size() < format::kRecordHeaderBytes) break;
+    DecodeResult d = DecodeRecord(view, segment_.id());
+    if (d.outcome == DecodeOutcome::kTruncated &&
+        window_start_bytes_ + window_valid_bytes_ < limit_bytes_) {
+      s = co_await Load(at, kScanWindowBytes - align);
+      if (!s.ok()) co_return s;
+      d = DecodeRecord(View(at), segment_.id());
+    }
+    if (d.outcome == DecodeOutcome::kRecord) co_return std::optional<uint64_t>(at);
+  }
+  co_return std::optional<uint64_t>();
+}
+
+}  // namespace dmalog::engine

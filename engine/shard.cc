@@ -1,0 +1,261 @@
+#include "engine/shard.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/segment_scanner.h"
+#include "io/buffer_pool.h"
+#include "scheduler/executor.h"
+
+namespace dmalog::engine {
+namespace {
+uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
+uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const noexcept { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
+AlignedBuffer AllocateAligned(uint64_t bytes) {
+  return AlignedBuffer(static_cast<uint8_t*>(std::aligned_alloc(4096, AlignUp(bytes, 4096))));
+}
+constexpr uint32_t kZeroBufferBytes = 1u << 20;
+}  // namespace
+
+Shard::Shard(ShardOptions options, io::Directory dir)
+    : options_(std::move(options)), dir_(std::move(dir)) {}
+
+Shard::~Shard() = default;
+
+Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
+  Status s = io::CreateDirectories(options.dir);
+  if (!s.ok()) co_return s;
+  Result<io::Directory> dir = io::Directory::Open(options.dir);
+  if (!dir.ok()) co_return dir.status();
+  std::unique_ptr<Shard> shard(new Shard(options, std::move(*dir)));
+  AlignedBuffer zeros = AllocateAligned(kZeroBufferBytes);
+  if (!zeros) co_return Status::IOError("out of memory allocating the zero buffer");
+  std::memset(zeros.get(), 0, kZeroBufferBytes);
+  RecoveryInput in;
+  in.shard = options.shard;
+  in.dir = &shard->dir_;
+  in.mode = options.recovery_mode;
+  in.file_options = options.file_options;
+  in.segment_size_bytes = options.segment_size_bytes;
+  in.zeros = zeros.get();
+  in.zeros_bytes = kZeroBufferBytes;
+  Result<RecoveredShard> recovered = co_await RecoverShard(in);
+  if (!recovered.ok())
+    co_return recovered.status().WithContext("recovering shard " + std::to_string(options.shard));
+  shard->index_ = std::move(recovered->index);
+  shard->recovered_records_ = recovered->records;
+  shard->recovery_dropped_bytes_ = recovered->dropped_bytes;
+  shard->recovery_note_ = recovered->note;
+  LogWriterOptions wo;
+  wo.shard = options.shard;
+  wo.segment_size_bytes = options.segment_size_bytes;
+  wo.flush_bytes_max = options.flush_bytes_max;
+  wo.file_options = options.file_options;
+  shard->writer_ = std::make_unique<LogWriter>(wo, *recovered, shard->index_.get(), &shard->dir_);
+  s = shard->writer_->Init();
+  if (!s.ok()) co_return s;
+  co_return std::move(shard);
+}
+
+void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
+  sched::Executor* executor = sched::Executor::Current();
+  assert(executor != nullptr);
+  executor->Spawn(foreground_queue, writer_->FlushLoop());
+  executor->Spawn(background_queue, writer_->PrepareLoop());
+}
+
+Task<void> Shard::Stop() { co_await writer_->Stop(); }
+
+Task<Status> Shard::Append(WriteOptions options, format::RecordType type, std::string_view key,
+                           std::string_view value, uint32_t entries) {
+  Result<uint64_t> ticket = co_await writer_->Append(type, key, value, entries);
+  if (!ticket.ok()) co_return ticket.status();
+  if (!options.sync) co_return Status::OK();
+  co_return co_await writer_->WaitDurable(*ticket);
+}
+
+Task<Status> Shard::Put(WriteOptions options, std::string_view key, std::string_view value) {
+  Status s = CheckKeyValueLimits(key, value);
+  if (!s.ok()) co_return s;
+  co_return co_await Append(options, format::kPutType, key, value, 1);
+}
+
+Task<Status> Shard::Delete(WriteOptions options, std::string_view key) {
+  Status s = CheckKeyValueLimits(key, {});
+  if (!s.ok()) co_return s;
+  co_return co_await Append(options, format::kDeleteType, key, {}, 1);
+}
+
+Task<Status> Shard::Write(WriteOptions options, const WriteBatch* batch) {
+  if (batch->empty()) co_return Status::OK();
+  co_return co_await Append(options, format::kBatchType, {}, batch->payload(), batch->count());
+}
+
+Task<Result<std::string>> Shard::Get(std::string_view key) {
+  if (std::optional<PendingValue> pending = writer_->FindPending(key)) {
+    if (pending->deleted) co_return Status::NotFound(key);
+    co_return std::string(pending->value);
+  }
+  std::optional<IndexEntry> entry = index_->Find(key);
+  if (!entry) co_return Status::NotFound(key);
+  co_return co_await ReadValue(*entry, key);
+}
+
+Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_view key) {
+  const Segment* segment = writer_->FindSegment(entry.segment_id);
+  if (segment == nullptr) {
+    co_return Status::Corruption("shard " + std::to_string(options_.shard) +
+                                 ": the index points at missing segment " +
+                                 std::to_string(entry.segment_id));
+  }
+  const uint32_t align = segment->alignment_bytes();
+  const uint64_t start = AlignDown(entry.offset_bytes, align);
+  const uint64_t length = AlignUp(entry.offset_bytes + entry.record_bytes, align) - start;
+  io::BufferPool& pool = io::Reactor::Current()->buffer_pool();
+  // One aligned read into a pool buffer; records larger than a pool buffer
+  // (values over ~120 KiB) use a buffer of their own.
+  std::optional<io::Buffer> pooled;
+  AlignedBuffer own;
+  uint8_t* buf = nullptr;
+  int32_t buf_index = -1;
+  if (length <= pool.size_bytes()) {
+    pooled = co_await pool.Acquire();
+    buf = pooled->data;
+    buf_index = pooled->index;
+  } else {
+    own = AllocateAligned(length);
+    if (!own)
+      co_return Status::IOError("out of memory reading a " + std::to_string(length) +
+                                "-byte record");
+    buf = own.get();
+  }
+  io::IoAwaitable read = segment->file().Read(buf, length, start, buf_index);
+  Status s = co_await read;
+  Result<std::string> out = Status::Corruption("unreachable");
+  const std::string where =
+      "segment " + segment->path() + " offset " + std::to_string(entry.offset_bytes);
+  if (!s.ok()) {
+    out = s;
+  } else {
+    const uint64_t skip = entry.offset_bytes - start;
+    const uint64_t have = read.done_bytes() > skip ? read.done_bytes() - skip : 0;
+    DecodeResult d = DecodeRecord(
+        std::span<const uint8_t>(buf + skip, std::min<uint64_t>(have, entry.record_bytes)),
+        segment->id());
+    if (d.outcome != DecodeOutcome::kRecord) {
+      out = Status::Corruption(where + ": " + DecodeOutcomeName(d.outcome) +
+                               " on read; the data on disk is damaged; run `dmalog verify`");
+    } else if (d.record.type == format::kBatchType) {
+      BatchReader reader(d.record.value);
+      const uint64_t want = entry.sequence - d.record.sequence;
+      out = Status::Corruption(where + ": the batch has no entry for the key");
+      for (uint64_t i = 0; i <= want; ++i) {
+        Result<BatchEntry> e = reader.Next();
+        if (!e.ok()) break;
+        if (i == want && e->key == key) out = std::string(e->value);
+      }
+    } else if (d.record.key != key || d.record.sequence != entry.sequence) {
+      out = Status::Corruption(where + ": the record holds another key than the index says");
+    } else {
+      out = std::string(d.record.value);
+    }
+  }
+  if (pooled) pool.Release(*pooled);
+  co_return out;
+}
+
+Task<Result<std::vector<KeyValue>>> Shard::Scan(std::string from, std::string to,
+                                                uint64_t max_keys) {
+  // Flush barrier: what this shard acknowledged or queued is in the index.
+  (co_await writer_->Sync()).IgnoreError();  // A read-only shard still scans.
+  std::vector<std::pair<std::string, IndexEntry>> hits;
+  index_->ForEachFrom(from, [&](std::string_view key, const IndexEntry& entry) {
+    if (!to.empty() && key >= to) return false;
+    if (hits.size() >= max_keys) return false;
+    hits.emplace_back(std::string(key), entry);
+    return true;
+  });
+  std::vector<KeyValue> out;
+  out.reserve(hits.size());
+  for (auto& [key, entry] : hits) {
+    Result<std::string> value = co_await ReadValue(entry, key);
+    if (!value.ok()) co_return value.status();
+    out.push_back(KeyValue{std::move(key), std::move(*value)});
+  }
+  co_return out;
+}
+
+Task<Result<std::vector<LogRecord>>> Shard::Tail(uint64_t from_sequence, uint64_t max_records) {
+  (co_await writer_->Sync()).IgnoreError();
+  std::vector<LogRecord> out;
+  AlignedBuffer window = AllocateAligned(kScanWindowBytes);
+  if (!window) co_return Status::IOError("out of memory allocating the tail window");
+  for (const Segment* segment : writer_->Segments()) {
+    if (segment->last_sequence < from_sequence) continue;  // Also skips empty ones.
+    SegmentScanner scanner(*segment, segment->data_start_bytes(), segment->end_bytes, window.get());
+    while (out.size() < max_records) {
+      Result<ScanItem> item = co_await scanner.Peek();
+      if (!item.ok()) co_return item.status();
+      if (item->outcome == DecodeOutcome::kZero) break;
+      if (item->outcome != DecodeOutcome::kRecord) {
+        co_return Status::Corruption("segment " + segment->path() + " offset " +
+                                     std::to_string(item->offset_bytes) + ": " +
+                                     DecodeOutcomeName(item->outcome));
+      }
+      const RecordView& r = item->record;
+      if (r.type == format::kPutType || r.type == format::kDeleteType) {
+        if (r.sequence >= from_sequence) {
+          out.push_back(LogRecord{
+              options_.shard, r.sequence,
+              r.type == format::kPutType ? LogRecord::Type::kPut : LogRecord::Type::kDelete,
+              std::string(r.key), std::string(r.value)});
+        }
+      } else if (r.type == format::kBatchType) {
+        BatchReader reader(r.value);
+        for (uint64_t i = 0; out.size() < max_records; ++i) {
+          Result<BatchEntry> e = reader.Next();
+          if (!e.ok()) break;
+          if (r.sequence + i < from_sequence) continue;
+          out.push_back(LogRecord{
+              options_.shard, r.sequence + i,
+              e->type == format::kPutType ? LogRecord::Type::kPut : LogRecord::Type::kDelete,
+              std::string(e->key), std::string(e->value)});
+        }
+      }
+      scanner.Advance(r.encoded_bytes);
+    }
+    if (out.size() >= max_records) break;
+  }
+  co_return out;
+}
+
+ShardStats Shard::Stats() const {
+  ShardStats s;
+  s.shard = options_.shard;
+  s.keys = index_->size();
+  s.last_sequence = writer_->last_sequence();
+  s.segments = writer_->stats().segments;
+  s.log_bytes = writer_->stats().log_bytes;
+  s.flushes = writer_->stats().flushes;
+  s.records_flushed = writer_->stats().records_flushed;
+  s.index_memory_bytes = index_->memory_bytes();
+  s.index_overhead_bytes_per_key = index_->overhead_bytes_per_key();
+  s.recovered_records = recovered_records_;
+  s.recovery_dropped_bytes = recovery_dropped_bytes_;
+  s.recovery_note = recovery_note_;
+  if (const Segment* first = writer_->Segments().front()) {
+    s.direct_io = first->file().direct_io();
+    s.write_alignment_bytes = first->alignment_bytes();
+  }
+  if (!writer_->read_only_cause().ok()) s.read_only_cause = writer_->read_only_cause().ToString();
+  return s;
+}
+
+}  // namespace dmalog::engine

@@ -1,0 +1,69 @@
+// Shard: one executor's slice of the database: its directory, log writer,
+// index and read path. Created, used and destroyed on its executor's thread;
+// the Engine reaches it only through submit_to.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dmalog/engine.h"
+#include "dmalog/options.h"
+#include "dmalog/status.h"
+#include "dmalog/task.h"
+#include "engine/index.h"
+#include "engine/log_writer.h"
+#include "io/fs.h"
+
+namespace dmalog::engine {
+
+struct ShardOptions {
+  uint32_t shard = 0;
+  std::string dir;  // DB/shard-NNN
+  uint64_t segment_size_bytes = 0;
+  uint32_t flush_bytes_max = 0;
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
+  io::DmaFileOptions file_options;
+};
+
+class Shard {
+ public:
+  // Opens the shard's directory and recovers it. Call on its executor.
+  static Task<Result<std::unique_ptr<Shard>>> Open(ShardOptions options);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // Starts the flusher (in `foreground_queue`) and the segment preparer (in
+  // `background_queue`); the executor owns the spawned tasks.
+  void StartLoops(uint32_t foreground_queue, uint32_t background_queue);
+  // Flushes what is queued and ends the loops.
+  Task<void> Stop();
+
+  Task<Status> Put(WriteOptions options, std::string_view key, std::string_view value);
+  Task<Status> Delete(WriteOptions options, std::string_view key);
+  Task<Status> Write(WriteOptions options, const WriteBatch* batch);
+  Task<Result<std::string>> Get(std::string_view key);
+  // Up to `max_keys` keys in [from, to) (to empty: no end), with values.
+  Task<Result<std::vector<KeyValue>>> Scan(std::string from, std::string to, uint64_t max_keys);
+  // Records with sequence >= from, in log order, at most `max_records`.
+  Task<Result<std::vector<LogRecord>>> Tail(uint64_t from_sequence, uint64_t max_records);
+  ShardStats Stats() const;
+
+ private:
+  Shard(ShardOptions options, io::Directory dir);
+  Task<Status> Append(WriteOptions options, format::RecordType type, std::string_view key,
+                      std::string_view value, uint32_t entries);
+  Task<Result<std::string>> ReadValue(const IndexEntry& entry, std::string_view key);
+
+  const ShardOptions options_;
+  io::Directory dir_;
+  std::unique_ptr<Index> index_;
+  std::unique_ptr<LogWriter> writer_;
+  uint64_t recovered_records_ = 0;
+  uint64_t recovery_dropped_bytes_ = 0;
+  std::string recovery_note_;
+};
+
+}  // namespace dmalog::engine

@@ -1,0 +1,154 @@
+// dmalog::Engine: the embedding API.
+//
+//   auto db = dmalog::Engine::Open(options);      // Result<unique_ptr<Engine>>
+//   if (!db.ok()) { ... db.status().ToString() ... }
+//   Status s = (*db)->Put({}, "key", "value");    // durable on return
+//   Result<std::string> v = (*db)->Get("key");
+//   s = (*db)->Close();
+//
+// A database is split into shards, one per executor thread (one per core).
+// A key's shard is chosen by hashing the key, or its "{hash tag}" (see
+// write_batch.h). Each shard has its own log, index and group commit.
+//
+// Three forms of every operation:
+//   * Blocking (Put, Get, ...): safe from any thread that is not one of the
+//     engine's executors. They return when the operation is complete.
+//   * Asynchronous (PutAsync, ...): return at once; `done` runs later on the
+//     shard's executor thread and must not block. The key and value views
+//     must stay valid until `done` runs (no copy is made on the caller's
+//     thread).
+//   * Coroutine (CoPut, ...): for code that runs on the engine's executors
+//     (see Spawn), as Glommio applications do. Await them directly
+//     (`co_await db.CoPut(...)`) so that the argument views outlive the call.
+//
+// No exception crosses this API. Every error is a Status naming its cause.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dmalog/options.h"
+#include "dmalog/status.h"
+#include "dmalog/task.h"
+#include "dmalog/write_batch.h"
+
+namespace dmalog {
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  bool operator==(const KeyValue&) const = default;
+};
+
+struct ScanOptions {
+  std::string from;          // First key (inclusive); empty: from the start.
+  std::string to;            // Last key (exclusive); empty: to the end.
+  uint64_t max_keys = 1000;  // At most this many results.
+};
+
+// One record of a shard's log, for replication and change-data-capture.
+struct LogRecord {
+  enum class Type : uint8_t { kPut, kDelete };
+  uint32_t shard = 0;
+  uint64_t sequence = 0;
+  Type type = Type::kPut;
+  std::string key;
+  std::string value;
+};
+
+struct TailOptions {
+  uint32_t shard = 0;
+  uint64_t from_sequence = 1;  // First sequence returned (inclusive).
+  uint64_t max_records = 1000;
+};
+
+struct ShardStats {
+  uint32_t shard = 0;
+  uint64_t keys = 0;
+  uint64_t last_sequence = 0;
+  uint64_t segments = 0;
+  uint64_t log_bytes = 0;        // Bytes of the log written, padding included.
+  uint64_t flushes = 0;          // Group commits.
+  uint64_t records_flushed = 0;  // Records in those group commits.
+  uint64_t index_memory_bytes = 0;
+  double index_overhead_bytes_per_key = 0;  // Beyond the key bytes.
+  uint64_t recovered_records = 0;
+  uint64_t recovery_dropped_bytes = 0;
+  std::string recovery_note;    // Why bytes were dropped, if any.
+  std::string read_only_cause;  // Set once a write error stopped writes.
+  bool direct_io = true;        // false: buffered I/O + fdatasync fallback.
+  uint32_t write_alignment_bytes = 0;
+};
+
+struct EngineStats {
+  std::string db_path;
+  std::string io_backend;   // e.g. "io_uring depth=256 flags=..."
+  std::string io_fallback;  // Why a fallback runs; empty if none.
+  bool direct_io = true;    // false: buffered I/O + fdatasync fallback.
+  uint32_t write_alignment_bytes = 0;
+  uint64_t segment_size_bytes = 0;
+  std::vector<ShardStats> shards;
+  std::string ToString() const;  // Several lines, for `dmalog stats`.
+};
+
+class Engine {
+ public:
+  // Opens or creates the database in options.db_path, recovering every
+  // shard in parallel. Errors name the cause: "database DIR is locked by pid
+  // N", a corrupt segment with its offset, a missing O_DIRECT with
+  // require_direct_io, and so on.
+  static Result<std::unique_ptr<Engine>> Open(const Options& options);
+
+  virtual ~Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- Blocking forms (any non-executor thread).
+  virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
+  virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
+  // Atomic; all keys must share a shard (see write_batch.h).
+  virtual Status Write(const WriteOptions& options, const WriteBatch& batch) = 0;
+  // NotFound when the key is absent or deleted.
+  virtual Result<std::string> Get(std::string_view key) = 0;
+  // Keys in order across all shards.
+  virtual Result<std::vector<KeyValue>> Scan(const ScanOptions& options) = 0;
+  // A shard's records in log order.
+  virtual Result<std::vector<LogRecord>> Tail(const TailOptions& options) = 0;
+  virtual EngineStats Stats() = 0;
+  // Flushes queued writes, stops the executors and releases the lock. Later
+  // calls return Aborted. The destructor closes too, discarding the status.
+  virtual Status Close() = 0;
+
+  // ---- Asynchronous forms (any thread; `done` runs on an executor).
+  using StatusCallback = std::function<void(Status)>;
+  using GetCallback = std::function<void(Result<std::string>)>;
+  virtual void PutAsync(const WriteOptions& options, std::string_view key, std::string_view value,
+                        StatusCallback done) = 0;
+  virtual void DeleteAsync(const WriteOptions& options, std::string_view key,
+                           StatusCallback done) = 0;
+  // `batch` must stay valid until `done` runs.
+  virtual void WriteAsync(const WriteOptions& options, const WriteBatch& batch,
+                          StatusCallback done) = 0;
+  virtual void GetAsync(std::string_view key, GetCallback done) = 0;
+
+  // ---- Coroutine forms (only on the engine's executor threads).
+  virtual Task<Status> CoPut(const WriteOptions& options, std::string_view key,
+                             std::string_view value) = 0;
+  virtual Task<Status> CoDelete(const WriteOptions& options, std::string_view key) = 0;
+  virtual Task<Status> CoWrite(const WriteOptions& options, const WriteBatch& batch) = 0;
+  virtual Task<Result<std::string>> CoGet(std::string_view key) = 0;
+  // Runs `task` on shard `shard`'s executor, in its foreground queue.
+  virtual Status Spawn(uint32_t shard, Task<void> task) = 0;
+
+  virtual uint32_t shard_count() const noexcept = 0;
+  virtual uint32_t ShardOf(std::string_view key) const noexcept = 0;
+
+ protected:
+  Engine() = default;
+};
+
+}  // namespace dmalog

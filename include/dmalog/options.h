@@ -1,0 +1,69 @@
+// Options for opening a dmalog database and for individual writes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dmalog {
+
+// What Open does when recovery finds damaged records. The names and meaning
+// follow RocksDB's WALRecoveryMode.
+enum class RecoveryMode : uint8_t {
+  // Default. A damaged record at the end of a shard's log (a write torn by a
+  // crash, never acknowledged) is dropped; damage followed by valid records
+  // is an error naming the segment and offset.
+  kTolerateCorruptedTailRecords,
+  // Any damaged record, even at the tail, is an error.
+  kAbsoluteConsistency,
+  // Recover each shard up to its first damaged record and drop the rest,
+  // reporting how many bytes were dropped. Never fails for damage.
+  kPointInTime,
+  // Skip every damaged record and keep going; report what was skipped.
+  kSkipAnyCorruptedRecords,
+};
+const char* RecoveryModeName(RecoveryMode mode) noexcept;
+// Parses "tolerate_corrupted_tail_records", "absolute_consistency",
+// "point_in_time" or "skip_any_corrupted_records"; false if unknown.
+bool ParseRecoveryMode(const std::string& name, RecoveryMode* mode);
+
+struct Options {
+  // The database directory. Created when missing (if create_if_missing).
+  std::string db_path = "./dmalog-data";
+  bool create_if_missing = true;
+  bool error_if_exists = false;
+
+  // Shards (one executor thread each) for a NEW database; 0 means one per
+  // online CPU. An existing database keeps the count in its MANIFEST.
+  uint32_t shard_count = 0;
+  // Pin shard i to cpus[i % cpus.size()]; empty leaves threads unpinned.
+  std::vector<int> cpus;
+
+  // Fixed size of every segment file (new databases only; 4 MiB..4 GiB).
+  uint64_t segment_size_bytes = 64ull << 20;
+  // Segments allocated ahead of the one being written, per shard.
+  uint32_t segments_preallocated = 1;
+  // Largest group commit, in bytes (the shard's write buffer).
+  uint32_t flush_bytes_max = 1u << 20;
+
+  RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
+
+  // Fail instead of falling back to buffered I/O (filesystem without
+  // O_DIRECT) or to the thread-pool backend (io_uring unavailable).
+  bool require_direct_io = false;
+  // Use the thread-pool backend even where io_uring works (testing).
+  bool force_io_fallback = false;
+  // Print nothing on stderr (the fallback warnings are still in Stats()).
+  bool quiet = false;
+};
+
+struct WriteOptions {
+  // true (the default): the call returns once the write is durable (written
+  // and fdatasync'ed). false: it returns once the write is queued for the
+  // next group commit; a crash can lose it (and every other write queued
+  // but not yet flushed), but never a write acknowledged with sync = true,
+  // and never part of a batch.
+  bool sync = true;
+};
+
+}  // namespace dmalog

@@ -1,0 +1,179 @@
+#include "dmalog/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace dmalog {
+namespace {
+
+Options SmallOptions(const std::string& dir) {
+  Options o;
+  o.db_path = dir;
+  o.shard_count = 2;
+  o.segment_size_bytes = 4u << 20;  // The smallest segment: rolls often.
+  return o;
+}
+
+std::unique_ptr<Engine> OpenOrDie(const Options& o) {
+  Result<std::unique_ptr<Engine>> db = Engine::Open(o);
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  return db.ok() ? std::move(*db) : nullptr;
+}
+
+TEST(EngineTest, PutGetDeleteSurviveReopen) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_NE(db, nullptr);
+    ASSERT_OK(db->Put({}, "a", "1"));
+    ASSERT_OK(db->Put({}, "b", "2"));
+    ASSERT_OK(db->Put({}, "a", "3"));
+    ASSERT_OK(db->Delete({}, "b"));
+    EXPECT_EQ(*db->Get("a"), "3");
+    EXPECT_TRUE(db->Get("b").status().IsNotFound());
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(*db->Get("a"), "3");
+  EXPECT_TRUE(db->Get("b").status().IsNotFound());
+  EXPECT_TRUE(db->Get("never").status().IsNotFound());
+}
+
+TEST(EngineTest, SixteenWritersThenScanAndTailAcrossRestart) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  constexpr int kThreads = 16;
+  constexpr int kPerThread = 300;
+  std::map<std::string, std::string> model;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      model["k" + std::to_string(t) + "." + std::to_string(i)] =
+          std::string(100 + (i % 50), static_cast<char>('a' + t));
+    }
+  }
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_NE(db, nullptr);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string key = "k" + std::to_string(t) + "." + std::to_string(i);
+          if (!db->Put({}, key, model[key]).ok()) ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    ASSERT_EQ(failures.load(), 0);
+    EngineStats stats = db->Stats();
+    uint64_t flushes = 0, records = 0;
+    for (const ShardStats& s : stats.shards) {
+      flushes += s.flushes;
+      records += s.records_flushed;
+    }
+    EXPECT_EQ(records, static_cast<uint64_t>(kThreads * kPerThread));
+    std::printf("group commit: %llu records in %llu flushes\n",
+                static_cast<unsigned long long>(records), static_cast<unsigned long long>(flushes));
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  ScanOptions all;
+  all.max_keys = 1u << 20;
+  Result<std::vector<KeyValue>> scan = db->Scan(all);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  ASSERT_EQ(scan->size(), model.size());
+  auto it = model.begin();
+  for (const KeyValue& kv : *scan) {
+    ASSERT_EQ(kv.key, it->first);
+    ASSERT_EQ(kv.value, it->second);
+    ++it;
+  }
+  ScanOptions range;
+  range.from = "k10.";
+  range.to = "k11";
+  range.max_keys = 5;
+  scan = db->Scan(range);
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->size(), 5u);
+  EXPECT_EQ((*scan)[0].key, "k10.0");
+  uint64_t tailed = 0;
+  for (uint32_t shard = 0; shard < db->shard_count(); ++shard) {
+    TailOptions t;
+    t.shard = shard;
+    t.max_records = 1u << 20;
+    Result<std::vector<LogRecord>> records = db->Tail(t);
+    ASSERT_TRUE(records.ok()) << records.status().ToString();
+    for (size_t i = 1; i < records->size(); ++i) {
+      ASSERT_LT((*records)[i - 1].sequence, (*records)[i].sequence);
+    }
+    tailed += records->size();
+  }
+  EXPECT_EQ(tailed, static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+TEST(EngineTest, SecondOpenerGetsLockError) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  Result<std::unique_ptr<Engine>> second = Engine::Open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(second.status().IsBusy());
+  EXPECT_NE(second.status().message().find("is locked by pid " + std::to_string(getpid())),
+            std::string_view::npos)
+      << second.status().ToString();
+}
+
+TEST(EngineTest, OversizedKeyIsRejectedWithNothingWritten) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  const EngineStats before = db->Stats();
+  Status s = db->Put({}, std::string(5000, 'k'), "v");
+  ASSERT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("kKeyBytesMax"), std::string_view::npos);
+  const EngineStats after = db->Stats();
+  for (size_t i = 0; i < after.shards.size(); ++i) {
+    EXPECT_EQ(after.shards[i].log_bytes, before.shards[i].log_bytes);
+    EXPECT_EQ(after.shards[i].last_sequence, before.shards[i].last_sequence);
+  }
+}
+
+TEST(EngineTest, BatchAcrossShardsIsRejectedUnlessHashTagged) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  WriteBatch spread;
+  // Find two keys on different shards.
+  std::string other;
+  for (int i = 0; db->ShardOf("x") == db->ShardOf(other = "y" + std::to_string(i)); ++i) {
+  }
+  ASSERT_OK(spread.Put("x", "1"));
+  ASSERT_OK(spread.Put(other, "2"));
+  EXPECT_TRUE(db->Write({}, spread).IsInvalidArgument());
+  WriteBatch tagged;
+  ASSERT_OK(tagged.Put("user:{7}:name", "ann"));
+  ASSERT_OK(tagged.Put("user:{7}:email", "ann@x"));
+  ASSERT_OK(tagged.Delete("user:{7}:old"));
+  ASSERT_OK(db->Write({}, tagged));
+  EXPECT_EQ(*db->Get("user:{7}:name"), "ann");
+  ASSERT_OK(db->Close());
+  auto again = OpenOrDie(o);
+  EXPECT_EQ(*again->Get("user:{7}:email"), "ann@x");
+}
+
+}  // namespace
+}  // namespace dmalog
