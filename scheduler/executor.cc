@@ -93,8 +93,11 @@ void Executor::Go(bool run_loop) {
 }
 
 void Executor::RequestStop() noexcept {
+  // Under start_mu_: the thread frees the backend only after setting
+  // backend_alive_ to false under the same lock.
+  std::lock_guard<std::mutex> lock(start_mu_);
   stop_requested_.store(true, std::memory_order_seq_cst);
-  WakeIfSleeping();
+  if (backend_alive_) WakeIfSleeping();
 }
 
 void Executor::Join() {
@@ -102,9 +105,11 @@ void Executor::Join() {
 }
 
 void Executor::WakeIfSleeping() noexcept {
-  // Pairs with the fence in Sleep(): either we see sleeping_, or the
-  // executor sees what we published before calling this.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Pairs with the read-modify-write in Sleep(): RMWs of wake_sync_ are
+  // totally ordered, so either we see sleeping_, or the executor sees what
+  // we published before calling this. (An RMW rather than a fence: TSan
+  // understands it.)
+  wake_sync_.fetch_add(1, std::memory_order_acq_rel);
   if (sleeping_.load(std::memory_order_relaxed)) backend_->Wake();
 }
 
@@ -130,6 +135,10 @@ void Executor::ThreadMain() {
   if (init_ok) Shutdown();
   // Peers may still Wake() this backend until every loop has ended.
   group_->LoopDoneAndWait();
+  {
+    std::lock_guard<std::mutex> lock(start_mu_);
+    backend_alive_ = false;
+  }
   DestroyBufferPool();
   dispatcher_.reset();
   backend_.reset();
@@ -152,6 +161,10 @@ Status Executor::Init() {
   Result<io::OpenedBackend> opened = io::OpenBackend(options_.backend);
   if (!opened.ok()) return opened.status().WithContext("start executor " + std::to_string(shard_));
   backend_ = std::move(opened->backend);
+  {
+    std::lock_guard<std::mutex> lock(start_mu_);
+    backend_alive_ = true;
+  }
   fallback_reason_ = std::move(opened->fallback_reason);
   DeviceLimits limits;
   limits.in_flight_max = options_.device_in_flight_max != 0 ? options_.device_in_flight_max
@@ -413,7 +426,7 @@ void Executor::Sleep() {
   // Set the flag, then re-check the inboxes: a sender either sees the flag
   // (and wakes the ring) or published its message before our check.
   sleeping_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  wake_sync_.fetch_add(1, std::memory_order_acq_rel);
   if (!HasIncoming() && timeout_ns != 0) {
     ++sleeps_;
     ReapIo(timeout_ns);

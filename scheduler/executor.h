@@ -192,9 +192,11 @@ class Executor final : public io::Reactor {
   Status init_status_;
   bool go_ = false;
   bool run_loop_ = false;
+  bool backend_alive_ = false;  // Guarded by start_mu_ (see RequestStop).
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> sleeping_{false};
+  std::atomic<uint64_t> wake_sync_{0};  // See WakeIfSleeping().
   MessageInbox inbox_;
 
   std::array<std::unique_ptr<TaskQueue>, kQueuesMax> queues_{};
