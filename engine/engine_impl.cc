@@ -14,10 +14,15 @@
 namespace dmalog {
 
 Result<std::unique_ptr<Engine>> Engine::Open(const Options& options) {
-  return engine::EngineImpl::Open(options);
+  return engine::EngineImpl::Open(options, engine::EngineHooks{});
 }
 
 namespace engine {
+
+Result<std::unique_ptr<Engine>> OpenEngine(const Options& options, const EngineHooks& hooks) {
+  return EngineImpl::Open(options, hooks);
+}
+
 namespace {
 
 // Scheduling of every shard's two queues: writes and reads in a
@@ -106,7 +111,8 @@ EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t 
       shard_count_(shard_count),
       segment_size_bytes_(segment_size_bytes) {}
 
-Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options) {
+Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options,
+                                                 const EngineHooks& hooks) {
   DMALOG_RETURN_IF_ERROR(ValidateOptions(options));
   Result<bool> exists = io::PathExists(options.db_path);
   if (!exists.ok()) return exists.status();
@@ -121,7 +127,7 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options) {
   if (!manifest.ok()) return manifest.status();
   std::unique_ptr<EngineImpl> engine(
       new EngineImpl(options, std::move(*lock), manifest->shards, manifest->segment_size_bytes));
-  DMALOG_RETURN_IF_ERROR(engine->StartExecutors());
+  DMALOG_RETURN_IF_ERROR(engine->StartExecutors(hooks));
   Status s = engine->OpenShards();
   if (!s.ok()) {
     engine->Close().IgnoreError();  // The open error is the one to report.
@@ -130,7 +136,7 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options) {
   return std::unique_ptr<Engine>(std::move(engine));
 }
 
-Status EngineImpl::StartExecutors() {
+Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   sched::GroupOptions g;
   g.shards = shard_count_;
   for (uint32_t i = 0; i < shard_count_ && !options_.cpus.empty(); ++i) {
@@ -139,6 +145,7 @@ Status EngineImpl::StartExecutors() {
   g.executor.backend.ring_depth = kRingDepth;
   g.executor.backend.force_fallback = options_.force_io_fallback;
   g.executor.backend.require_io_uring = options_.require_direct_io;
+  g.executor.backend.wrap = hooks.wrap_backend;
   g.executor.buffer_count = kReadBuffers;
   g.executor.buffer_size_bytes = kReadBufferBytes;
   Result<std::unique_ptr<sched::ExecutorGroup>> group = sched::ExecutorGroup::Start(g);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dmalog/engine.h"
+#include "engine/engine_hooks.h"
 #include "engine/shard.h"
 #include "io/fs.h"
 #include "scheduler/executor_group.h"
@@ -16,7 +17,7 @@ namespace dmalog::engine {
 
 class EngineImpl final : public Engine {
  public:
-  static Result<std::unique_ptr<Engine>> Open(const Options& options);
+  static Result<std::unique_ptr<Engine>> Open(const Options& options, const EngineHooks& hooks);
   ~EngineImpl() override;
 
   Status Put(const WriteOptions& options, std::string_view key, std::string_view value) override;
@@ -48,7 +49,7 @@ class EngineImpl final : public Engine {
  private:
   EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t shard_count,
              uint64_t segment_size_bytes);
-  Status StartExecutors();
+  Status StartExecutors(const EngineHooks& hooks);
   Status OpenShards();
   // InvalidArgument naming two keys when the batch spans shards.
   Result<uint32_t> BatchShard(const WriteBatch& batch) const;

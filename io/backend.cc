@@ -98,7 +98,8 @@ const char* IoOpName(IoOp op) noexcept {
   return "unknown";
 }
 
-Result<OpenedBackend> OpenBackend(const BackendOptions& options) {
+namespace {
+Result<OpenedBackend> OpenInnerBackend(const BackendOptions& options) {
   if (options.force_fallback) {
     if (options.require_io_uring) {
       return Status::InvalidArgument("OpenBackend: force_fallback and require_io_uring conflict");
@@ -118,6 +119,14 @@ Result<OpenedBackend> OpenBackend(const BackendOptions& options) {
       "io_uring unavailable (" + why.cause + "): using the thread-pool fallback; " + why.fix;
   WarnOnce(reason);
   return OpenSync(options, std::move(reason));
+}
+}  // namespace
+
+Result<OpenedBackend> OpenBackend(const BackendOptions& options) {
+  Result<OpenedBackend> opened = OpenInnerBackend(options);
+  if (!opened.ok() || !options.wrap) return opened;
+  opened->backend = options.wrap(std::move(opened->backend));
+  return opened;
 }
 
 }  // namespace dmalog::io

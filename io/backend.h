@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -75,6 +76,9 @@ struct BackendOptions {
   bool require_io_uring = false;
   // Worker threads of the SyncBackend.
   uint32_t sync_workers = 2;
+  // Tests: wraps the opened backend (e.g. in a FaultBackend). Called on the
+  // thread that opens the backend; must return a usable backend.
+  std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)> wrap;
 };
 
 struct OpenedBackend {
