@@ -45,11 +45,25 @@ inline constexpr int64_t kSendRetryNs = 50'000;
 // Shutdown waits at most this long for in-flight I/O (kernel owns buffers).
 inline constexpr int64_t kStopDrainNs = 10'000'000'000;
 
+// BackendOptions with a modest ring (tests create many executors).
+inline io::BackendOptions DefaultExecutorBackendOptions() {
+  io::BackendOptions options;
+  options.ring_depth = 64;
+  return options;
+}
+
+// Modest ring for executors created in numbers (tests); the engine sets its own.
+inline io::BackendOptions SmallRing() {
+  io::BackendOptions options;
+  options.ring_depth = 64;
+  return options;
+}
+
 struct ExecutorOptions {
   // Pins the thread to this CPU; -1 leaves it unpinned. ExecutorGroup's
   // placement overrides it.
   int pin_to_cpu = -1;
-  io::BackendOptions backend{.ring_depth = 64};
+  io::BackendOptions backend = DefaultExecutorBackendOptions();
   // The buffer pool: modest defaults, tests create many executors.
   uint32_t buffer_count = 16;
   uint32_t buffer_size_bytes = 128u << 10;
