@@ -1,0 +1,97 @@
+// Executor: cross-shard and outside messages (see message.h, submit.h).
+#include <algorithm>
+#include <cassert>
+#include <optional>
+
+#include "scheduler/executor.h"
+#include "scheduler/executor_group.h"
+
+namespace dmalog::sched {
+
+bool Executor::TrySend(uint32_t target, const Message& msg) {
+  assert(Current() == this);
+  assert(target < group_->shards());
+  assert(msg.run != nullptr && msg.drop != nullptr);
+  if (target == shard_) {
+    self_messages_.push_back(msg);
+    return true;
+  }
+  if (pending_head_[target] != nullptr) return false;  // Keep FIFO order.
+  if (!group_->Ring(shard_, target).TryPush(msg)) return false;
+  group_->executor(target).WakeIfSleeping();
+  return true;
+}
+
+void Executor::Send(PendingSend* send) {
+  assert(send != nullptr && !send->sent);
+  if (TrySend(send->target, send->msg)) {
+    send->sent = true;
+    if (send->waiter) Schedule(send->waiter, send->queue);
+    return;
+  }
+  send->next = nullptr;
+  if (pending_tail_[send->target] != nullptr) {
+    pending_tail_[send->target]->next = send;
+  } else {
+    pending_head_[send->target] = send;
+  }
+  pending_tail_[send->target] = send;
+  ++pending_count_;
+}
+
+void Executor::FlushPendingSends() {
+  if (pending_count_ == 0) return;
+  for (uint32_t target = 0; target < pending_head_.size(); ++target) {
+    MessageRing& ring = group_->Ring(shard_, target);
+    bool pushed = false;
+    for (uint32_t i = 0; i < MessageRing::capacity(); ++i) {
+      PendingSend* send = pending_head_[target];
+      if (send == nullptr || !ring.TryPush(send->msg)) break;
+      pending_head_[target] = send->next;
+      if (pending_head_[target] == nullptr) pending_tail_[target] = nullptr;
+      --pending_count_;
+      send->sent = true;
+      pushed = true;
+      if (send->waiter) Schedule(send->waiter, send->queue);
+    }
+    if (pushed) group_->executor(target).WakeIfSleeping();
+  }
+}
+
+void Executor::RunMessages() {
+  for (uint32_t source = 0; source < group_->shards(); ++source) {
+    if (source == shard_) continue;
+    MessageRing& ring = group_->Ring(source, shard_);
+    for (uint32_t i = 0; i < kMessagesPerSourceMax; ++i) {
+      std::optional<Message> msg = ring.TryPop();
+      if (!msg) break;
+      ++messages_run_;
+      msg->run(*this, msg->arg, msg->tag);
+    }
+  }
+  const size_t self_count = std::min<size_t>(self_messages_.size(), kMessagesPerSourceMax);
+  for (size_t i = 0; i < self_count; ++i) {
+    const Message msg = self_messages_.front();
+    self_messages_.pop_front();
+    ++messages_run_;
+    msg.run(*this, msg.arg, msg.tag);
+  }
+  inbox_.PopBatch(inbox_batch_, kMessagesPerSourceMax);
+  while (!inbox_batch_.empty()) {
+    const Message msg = inbox_batch_.front();
+    inbox_batch_.pop_front();
+    ++messages_run_;
+    msg.run(*this, msg.arg, msg.tag);
+  }
+}
+
+bool Executor::HasIncoming() const {
+  if (stop_requested_.load(std::memory_order_relaxed)) return true;
+  if (!self_messages_.empty()) return true;
+  for (uint32_t source = 0; source < group_->shards(); ++source) {
+    if (source != shard_ && !group_->Ring(source, shard_).empty()) return true;
+  }
+  return !inbox_.empty();
+}
+
+}  // namespace dmalog::sched
