@@ -52,13 +52,6 @@ inline io::BackendOptions DefaultExecutorBackendOptions() {
   return options;
 }
 
-// Modest ring for executors created in numbers (tests); the engine sets its own.
-inline io::BackendOptions SmallRing() {
-  io::BackendOptions options;
-  options.ring_depth = 64;
-  return options;
-}
-
 struct ExecutorOptions {
   // Pins the thread to this CPU; -1 leaves it unpinned. ExecutorGroup's
   // placement overrides it.
