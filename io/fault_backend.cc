@@ -1,85 +1,37 @@
 #include "io/fault_backend.h"
 
-#include <fcntl.h>
 #include <linux/falloc.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
-#include <cstring>
-#include <list>
 
 #include "io/io_errors.h"
 
 namespace dmalog::io {
 
-// An undo record: one write or fallocate that no completed sync covers yet.
-struct FaultBackend::Record {
-  uint64_t issue_seq = 0;       // Order in which records reached the inner backend.
-  uint64_t completion_seq = 0;  // Order of completion; valid when `completed`.
-  bool is_write = true;         // false: a fallocate.
-  bool changes_size = true;     // A write, or a fallocate without FALLOC_FL_KEEP_SIZE.
-  bool completed = false;
-  bool torn = false;  // Power died during this write; done_bytes reached the file.
-  uint64_t offset_bytes = 0;
-  uint64_t length_bytes = 0;
-  uint64_t done_bytes = 0;  // Writes: bytes that reached the file.
-  uint64_t old_size_bytes = 0;
-  std::vector<uint8_t> old_data;  // The file's bytes [offset, min(end, old size)) before.
-  std::vector<uint8_t> new_data;  // Writes: a copy of the data written.
-
-  uint64_t end_bytes() const { return offset_bytes + length_bytes; }
-  // Bytes whose sectors may hold something new after power loss.
-  uint64_t attempted_bytes() const { return torn ? length_bytes : done_bytes; }
-};
-
-// One file (inode) the backend has seen written or synced.
-struct FaultBackend::FileState {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  int fd = -1;  // Owned: read-write, without O_DIRECT, valid after the caller closes its own.
-  std::string path;
-  uint64_t durable_size_bytes = 0;
-  std::list<Record> records;  // Uncovered, in issue order (stable addresses).
-
-  FileState() = default;
-  FileState(const FileState&) = delete;
-  FileState& operator=(const FileState&) = delete;
-  ~FileState() {
-    if (fd >= 0) close(fd);
-  }
-};
-
 // One caller request while the FaultBackend holds it.
 struct FaultBackend::Op {
-  IoRequest shadow;           // What the inner backend sees.
-  IoRequest* user = nullptr;  // Not owned: the caller's request.
-  FileState* file = nullptr;  // Not owned; null for reads and nops.
-  Record* record = nullptr;   // Not owned; lives in file->records.
-  uint64_t short_bytes = 0;   // kShortTransfer: length of the first part, or 0.
+  IoRequest shadow;                   // What the inner backend sees.
+  IoRequest* user = nullptr;          // Not owned: the caller's request.
+  UndoLog::File* file = nullptr;      // Owned by undo_; null for reads and nops.
+  UndoLog::Record* record = nullptr;  // Owned by undo_ (lives in its file).
+  uint64_t short_bytes = 0;           // kShortTransfer: length of the first part, or 0.
   bool short_pending = false;
   Status sync_fault;  // kWriteFdatasync: injected failure of the fdatasync half.
   bool torn = false;  // kTornWrite fired: only torn_kept_bytes reach the file.
   uint64_t torn_kept_bytes = 0;
-  // Syncs: the state when submitted.
-  uint64_t sync_completion_seq = 0;
-  uint64_t sync_issue_seq = 0;
-  uint64_t sync_size_bytes = 0;
+  UndoLog::SyncPoint sync_point;  // Syncs: the file's state when submitted.
 };
 
 namespace {
 
 constexpr uint64_t kShortTransferAlignBytes = 4096;
-constexpr uint32_t kSyscallLoopsMax = 4096;  // Short pread/pwrite calls tolerated per range.
-constexpr uint64_t kFillChunkBytes = 64 * 1024;
 constexpr uint32_t kPopsPerPollMax = 1u << 16;
 constexpr uint32_t kDrainPollsMax = 1000;
 constexpr int64_t kDrainPollTimeoutNs = 10'000'000;
 constexpr int kFallocateModesUndoable =
     FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
-static_assert(kFillChunkBytes % FaultBackend::kSectorBytes == 0);
 static_assert(kShortTransferAlignBytes % FaultBackend::kSectorBytes == 0);
 static_assert(kDrainPollsMax * kDrainPollTimeoutNs >= 10'000'000'000, "drain waits >= 10 s");
 
@@ -119,101 +71,10 @@ Status Injected(const Status& st) {
                           std::string(st.message()) + " [injected by FaultBackend]");
 }
 
-Result<uint64_t> FileSize(int fd, const std::string& path) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return SyscallErrorStatus("fstat", path, errno);
-  return static_cast<uint64_t>(st.st_size);
-}
-
-// Reads [offset, offset + length); bytes past end of file read as zeros.
-Status PreadAll(int fd, const std::string& path, uint8_t* buf, uint64_t length, uint64_t offset) {
-  uint64_t done = 0;
-  for (uint32_t i = 0; i < kSyscallLoopsMax && done < length; ++i) {
-    const ssize_t n = pread(fd, buf + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return SyscallErrorStatus("pread (FaultBackend undo record)", path, errno);
-    if (n == 0) {
-      std::memset(buf + done, 0, length - done);
-      return Status::OK();
-    }
-    done += static_cast<uint64_t>(n);
-  }
-  if (done < length) return Status::IOError("pread " + path + ": no progress (FaultBackend)");
-  return Status::OK();
-}
-
-Status PwriteAll(int fd, const std::string& path, const uint8_t* buf, uint64_t length,
-                 uint64_t offset) {
-  uint64_t done = 0;
-  for (uint32_t i = 0; i < kSyscallLoopsMax && done < length; ++i) {
-    const ssize_t n = pwrite(fd, buf + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return SyscallErrorStatus("pwrite (FaultBackend crash simulation)", path, errno);
-    done += static_cast<uint64_t>(n);
-  }
-  if (done < length) return Status::IOError("pwrite " + path + ": no progress (FaultBackend)");
-  return Status::OK();
-}
-
-// Writes zeros, or garbage drawn from `rng`, over [offset, offset + length).
-Status FillRange(int fd, const std::string& path, uint64_t offset, uint64_t length, bool garbage,
-                 std::mt19937_64& rng) {
-  std::vector<uint8_t> chunk(std::min(length, kFillChunkBytes), 0);
-  for (uint64_t done = 0; done < length;) {
-    const uint64_t n = std::min<uint64_t>(chunk.size(), length - done);
-    if (garbage) {
-      for (uint64_t i = 0; i < n; ++i) chunk[i] = static_cast<uint8_t>(rng());
-    }
-    DMALOG_RETURN_IF_ERROR(PwriteAll(fd, path, chunk.data(), n, offset + done));
-    done += n;
-  }
-  return Status::OK();
-}
-
-const char* EventKindName(CrashEvent::Kind kind) {
-  switch (kind) {
-    case CrashEvent::Kind::kDropped:
-      return "dropped";
-    case CrashEvent::Kind::kTorn:
-      return "torn";
-    case CrashEvent::Kind::kMisdirected:
-      return "misdirected";
-    case CrashEvent::Kind::kBitFlip:
-      return "bit-flip";
-    case CrashEvent::Kind::kResized:
-      return "resized";
-  }
-  return "?";
-}
-
 }  // namespace
 
-std::string CrashEvent::ToString() const {
-  std::string out = std::string(EventKindName(kind)) + " " + path;
-  out += " offset=" + std::to_string(offset_bytes) + " length=" + std::to_string(length_bytes);
-  if (kind == Kind::kTorn) out += " kept=" + std::to_string(kept_bytes);
-  if (kind == Kind::kMisdirected || kind == Kind::kBitFlip || kind == Kind::kResized) {
-    out += " target=" + std::to_string(target_offset_bytes);
-  }
-  if (kind == Kind::kBitFlip) out += " bit=" + std::to_string(bit);
-  return out;
-}
-
-uint64_t CrashReport::Count(CrashEvent::Kind kind) const {
-  return static_cast<uint64_t>(std::count_if(
-      events.begin(), events.end(), [kind](const CrashEvent& e) { return e.kind == kind; }));
-}
-
-std::string CrashReport::ToString() const {
-  std::string out;
-  for (const CrashEvent& event : events) out += event.ToString() + "\n";
-  return out;
-}
-
 FaultBackend::FaultBackend(std::unique_ptr<Backend> inner, Options options)
-    : inner_(std::move(inner)),
-      fault_rng_(options.seed),
-      crash_rng_(options.seed ^ 0x9e3779b97f4a7c15ull) {
+    : inner_(std::move(inner)), fault_rng_(options.seed), undo_(options.seed) {
   assert(inner_ != nullptr);
   assert(inner_->in_flight() == 0);
 }
@@ -233,12 +94,6 @@ uint32_t FaultBackend::capacity() const noexcept {
 
 Status FaultBackend::RegisterBuffers(std::span<const iovec> buffers) {
   return inner_->RegisterBuffers(buffers);
-}
-
-uint64_t FaultBackend::uncovered_records() const noexcept {
-  uint64_t total = 0;
-  for (const auto& file : files_) total += file->records.size();
-  return total;
 }
 
 void FaultBackend::InjectAt(uint64_t nth_op, FaultSpec spec) {
@@ -355,15 +210,7 @@ void FaultBackend::FireTornWrite(Op* op) {
   const uint64_t kept_bytes = op->torn_kept_bytes;
   if (op->file == nullptr) return Finish(op, PowerLossStatus(req));  // Not a regular file.
   Status st = CaptureUndo(op);
-  if (st.ok() && kept_bytes > 0) {
-    st = PwriteAll(op->file->fd, op->file->path, req.buf, kept_bytes, req.offset_bytes);
-  }
-  if (st.ok() && op->record != nullptr) {
-    op->record->torn = true;
-    op->record->completed = true;
-    op->record->completion_seq = ++completion_seq_;
-    op->record->done_bytes = kept_bytes;
-  }
+  if (st.ok()) st = undo_.Tear(op->file, op->record, req.buf, req.offset_bytes, kept_bytes);
   Finish(op, st.ok() ? PowerLossStatus(req) : std::move(st));
 }
 
@@ -376,41 +223,15 @@ Status FaultBackend::Track(Op* op) {
                                " cannot be undone by the FaultBackend; use mode 0, KEEP_SIZE, "
                                "PUNCH_HOLE or ZERO_RANGE in crash tests");
   }
-  Result<FileState*> file = FileFor(req);
+  Result<UndoLog::File*> file = undo_.FileFor(req.fd, req.path);
   if (!file.ok()) return file.status();
   op->file = *file;
   if (op->file != nullptr && IsSyncOp(req.op)) {
-    Result<uint64_t> size = FileSize(op->file->fd, op->file->path);
-    if (!size.ok()) return size.status();
-    op->sync_completion_seq = completion_seq_;
-    op->sync_issue_seq = issue_seq_;
-    op->sync_size_bytes = *size;
+    Result<UndoLog::SyncPoint> point = undo_.BeginSync(op->file);
+    if (!point.ok()) return point.status();
+    op->sync_point = *point;
   }
   return Status::OK();
-}
-
-Result<FaultBackend::FileState*> FaultBackend::FileFor(const IoRequest& req) {
-  struct stat st;
-  if (fstat(req.fd, &st) != 0) return SyscallErrorStatus("fstat", req.path, errno);
-  // Directories (fsync after create/rename) and devices are passed through untracked.
-  if (!S_ISREG(st.st_mode)) return static_cast<FileState*>(nullptr);
-  const auto key = std::make_pair(st.st_dev, st.st_ino);
-  if (auto it = files_by_inode_.find(key); it != files_by_inode_.end()) return it->second;
-  assert(files_.size() < kTrackedFilesMax);
-  const std::string proc_path = "/proc/self/fd/" + std::to_string(req.fd);
-  auto file = std::make_unique<FileState>();
-  file->dev = st.st_dev;
-  file->ino = st.st_ino;
-  file->path = req.path[0] != '\0' ? std::string(req.path) : proc_path;
-  file->fd = open(proc_path.c_str(), O_RDWR | O_CLOEXEC);
-  if (file->fd < 0) {
-    return SyscallErrorStatus("open", proc_path + " (" + file->path + ")", errno,
-                              "the FaultBackend needs a read-write descriptor for undo records");
-  }
-  FileState* raw = file.get();
-  files_.push_back(std::move(file));
-  files_by_inode_.emplace(key, raw);
-  return raw;
 }
 
 void FaultBackend::IssueOrDefer(Op* op) {
@@ -430,9 +251,7 @@ bool FaultBackend::MustWait(const Op& op) const {
   if (op.file == nullptr || !ChangesFile(op.user->op)) return false;
   const uint64_t begin = op.user->offset_bytes;
   const uint64_t end = begin + op.user->length_bytes;
-  return std::any_of(op.file->records.begin(), op.file->records.end(), [&](const Record& r) {
-    return !r.completed && r.offset_bytes < end && begin < r.end_bytes();
-  });
+  return undo_.InFlightOverlaps(*op.file, begin, end);
 }
 
 void FaultBackend::IssueNow(Op* op) {
@@ -456,30 +275,9 @@ void FaultBackend::IssueNow(Op* op) {
 }
 
 Status FaultBackend::CaptureUndo(Op* op) {
-  const IoRequest& req = *op->user;
-  FileState* file = op->file;
-  assert(file->records.size() < kUncoveredRecordsMax);
-  Result<uint64_t> old_size = FileSize(file->fd, file->path);
-  if (!old_size.ok()) return old_size.status();
-  Record rec;
-  rec.is_write = IsWriteOp(req.op);
-  rec.changes_size = rec.is_write || (req.fallocate_mode & FALLOC_FL_KEEP_SIZE) == 0;
-  rec.offset_bytes = req.offset_bytes;
-  rec.length_bytes = req.length_bytes;
-  rec.old_size_bytes = *old_size;
-  const bool changes_data =
-      rec.is_write || (req.fallocate_mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) != 0;
-  const bool grows = rec.changes_size && rec.end_bytes() > rec.old_size_bytes;
-  if (!changes_data && !grows) return Status::OK();  // Nothing a crash could undo.
-  if (changes_data && rec.offset_bytes < rec.old_size_bytes) {
-    rec.old_data.resize(std::min(rec.end_bytes(), rec.old_size_bytes) - rec.offset_bytes);
-    DMALOG_RETURN_IF_ERROR(
-        PreadAll(file->fd, file->path, rec.old_data.data(), rec.old_data.size(), rec.offset_bytes));
-  }
-  if (rec.is_write) rec.new_data.assign(req.buf, req.buf + req.length_bytes);
-  rec.issue_seq = ++issue_seq_;
-  file->records.push_back(std::move(rec));
-  op->record = &file->records.back();
+  Result<UndoLog::Record*> rec = undo_.Capture(op->file, *op->user);
+  if (!rec.ok()) return rec.status();
+  op->record = *rec;
   return Status::OK();
 }
 
@@ -504,7 +302,7 @@ void FaultBackend::SubmitShadow(Op* op, IoOp shadow_op, uint64_t skip_bytes,
 }
 
 void FaultBackend::IssueDeferred() {
-  std::vector<const FileState*> blocked;  // Files with an older deferred op still waiting.
+  std::vector<const UndoLog::File*> blocked;  // Files with an older deferred op still waiting.
   for (auto it = deferred_.begin(); it != deferred_.end();) {
     Op* op = *it;
     const bool wait = std::find(blocked.begin(), blocked.end(), op->file) != blocked.end() ||
@@ -574,43 +372,14 @@ void FaultBackend::OnInnerCompletion(IoRequest* shadow) {
       user.sync_done = false;
     } else if (op->file != nullptr && IsSyncOp(user.op) &&
                (user.op != IoOp::kWriteFdatasync || user.sync_done)) {
-      Cover(op->file, *op);
+      undo_.Cover(op->file, op->sync_point, op->record);
     }
   }
   Finish(op, std::move(st));
 }
 
 void FaultBackend::CompleteRecord(Op* op) {
-  Record* rec = op->record;
-  if (rec == nullptr || rec->completed) return;
-  rec->completed = true;
-  rec->completion_seq = ++completion_seq_;
-  if (rec->is_write) rec->done_bytes = op->user->done_bytes;
-}
-
-// A sync succeeded: what completed before it was submitted (and, for
-// kWriteFdatasync, its own write) is durable.
-void FaultBackend::Cover(FileState* file, const Op& sync_op) {
-  uint64_t covered_end_bytes = file->durable_size_bytes;
-  for (auto it = file->records.begin(); it != file->records.end();) {
-    const Record& rec = *it;
-    const bool covered =
-        !rec.torn && rec.completed &&
-        (&rec == sync_op.record || rec.completion_seq <= sync_op.sync_completion_seq);
-    if (!covered) {
-      ++it;
-      continue;
-    }
-    const uint64_t end = rec.is_write ? rec.offset_bytes + rec.done_bytes : rec.end_bytes();
-    if (rec.changes_size) covered_end_bytes = std::max(covered_end_bytes, end);
-    it = file->records.erase(it);
-  }
-  const bool older_uncovered =
-      std::any_of(file->records.begin(), file->records.end(),
-                  [&](const Record& r) { return r.issue_seq <= sync_op.sync_issue_seq; });
-  // With nothing older pending, the size seen at submission is exactly what the sync made durable.
-  file->durable_size_bytes =
-      older_uncovered ? covered_end_bytes : std::max(sync_op.sync_size_bytes, covered_end_bytes);
+  if (op->record != nullptr) undo_.Complete(op->record, op->user->done_bytes);
 }
 
 void FaultBackend::Finish(Op* op, Status status) {
@@ -630,13 +399,6 @@ Status FaultBackend::PowerLossStatus(const IoRequest& req) const {
 
 // ---------------------------------------------------------------- Crash
 
-// What a crash leaves of one unsynced record.
-struct FaultBackend::Outcome {
-  const Record* rec = nullptr;
-  uint64_t kept_bytes = 0;  // Prefix of the new data that reached the file.
-  bool misdirected = false;
-};
-
 Result<CrashReport> FaultBackend::SimulateCrash(const CrashOptions& options) {
   assert(options.misdirect_probability >= 0.0 && options.misdirect_probability <= 1.0);
   if (crashed_) {
@@ -651,12 +413,7 @@ Result<CrashReport> FaultBackend::SimulateCrash(const CrashOptions& options) {
     deferred_.pop_front();
     Finish(op, PowerLossStatus(*op->user));
   }
-  CrashReport report;
-  for (const auto& file : files_) {
-    DMALOG_RETURN_IF_ERROR(CrashFile(file.get(), options, &report));
-  }
-  DMALOG_RETURN_IF_ERROR(FlipBits(options, &report));
-  return report;
+  return undo_.Restore(options);
 }
 
 // Lets the inner backend finish what it holds; with dead_ set, those requests
@@ -674,122 +431,6 @@ Status FaultBackend::DrainInner() {
     return Status::IOError("SimulateCrash: the inner backend (" + inner_->Describe() +
                            ") still holds " + std::to_string(inner_->in_flight()) +
                            " requests after waiting; is the device hung?");
-  }
-  return Status::OK();
-}
-
-Status FaultBackend::CrashFile(FileState* file, const CrashOptions& options, CrashReport* report) {
-  if (file->records.empty()) return Status::OK();
-  Result<uint64_t> size_before = FileSize(file->fd, file->path);
-  if (!size_before.ok()) return size_before.status();
-  // 1. Undo every record, newest first: the file is back to its synced state.
-  for (auto it = file->records.rbegin(); it != file->records.rend(); ++it) {
-    const Record& rec = *it;
-    DMALOG_RETURN_IF_ERROR(PwriteAll(file->fd, file->path, rec.old_data.data(), rec.old_data.size(),
-                                     rec.offset_bytes));
-    if (rec.is_write && rec.end_bytes() > rec.old_size_bytes) {
-      const uint64_t begin = std::max(rec.offset_bytes, rec.old_size_bytes);
-      DMALOG_RETURN_IF_ERROR(
-          FillRange(file->fd, file->path, begin, rec.end_bytes() - begin, false, crash_rng_));
-    }
-  }
-  // 2. Decide what survives, and the length the file ends with.
-  std::vector<Outcome> outcomes;
-  uint64_t size = std::max(file->durable_size_bytes, file->records.front().old_size_bytes);
-  for (const Record& rec : file->records) {
-    outcomes.push_back(Decide(rec, options));
-    const uint64_t kept = outcomes.back().kept_bytes;
-    if (kept > 0) size = std::max(size, rec.offset_bytes + kept);
-  }
-  if (options.keep_unsynced_size) size = *size_before;
-  if (ftruncate(file->fd, static_cast<off_t>(size)) != 0) {
-    return SyscallErrorStatus("ftruncate (FaultBackend crash simulation)", file->path, errno);
-  }
-  if (size != *size_before) {
-    report->events.push_back(
-        CrashEvent{CrashEvent::Kind::kResized, file->path, 0, *size_before, 0, size, 0});
-  }
-  // 3. Replay the survivors, oldest first.
-  for (const Outcome& outcome : outcomes) {
-    DMALOG_RETURN_IF_ERROR(Apply(*file, outcome, size, options, report));
-  }
-  file->records.clear();
-  return Status::OK();
-}
-
-FaultBackend::Outcome FaultBackend::Decide(const Record& rec, const CrashOptions& options) {
-  Outcome outcome;
-  outcome.rec = &rec;
-  if (!rec.is_write) return outcome;  // A fallocate vanishes whole.
-  if (rec.torn) {
-    outcome.kept_bytes = rec.done_bytes;
-    return outcome;
-  }
-  const uint64_t sectors = (rec.done_bytes + kSectorBytes - 1) / kSectorBytes;
-  if (options.tear_unsynced_writes && sectors > 0) {
-    outcome.kept_bytes = std::min(Uniform(crash_rng_, 0, sectors) * kSectorBytes, rec.done_bytes);
-  }
-  if (options.misdirect_probability > 0.0 && rec.done_bytes > 0 &&
-      std::uniform_real_distribution<double>(0.0, 1.0)(crash_rng_) <
-          options.misdirect_probability) {
-    outcome.misdirected = true;
-    outcome.kept_bytes = 0;
-  }
-  return outcome;
-}
-
-Status FaultBackend::Apply(const FileState& file, const Outcome& outcome, uint64_t size_bytes,
-                           const CrashOptions& options, CrashReport* report) {
-  const Record& rec = *outcome.rec;
-  CrashEvent event{
-      CrashEvent::Kind::kDropped, file.path, rec.offset_bytes, rec.length_bytes, 0, 0, 0};
-  if (outcome.kept_bytes > 0) {
-    event.kind = CrashEvent::Kind::kTorn;
-    event.kept_bytes = outcome.kept_bytes;
-    DMALOG_RETURN_IF_ERROR(
-        PwriteAll(file.fd, file.path, rec.new_data.data(), outcome.kept_bytes, rec.offset_bytes));
-  }
-  const uint64_t fill_begin = rec.offset_bytes + outcome.kept_bytes;
-  const uint64_t fill_end = std::min(rec.offset_bytes + rec.attempted_bytes(), size_bytes);
-  if (rec.is_write && options.fill != UnsyncedFill::kOldData && fill_begin < fill_end) {
-    DMALOG_RETURN_IF_ERROR(FillRange(file.fd, file.path, fill_begin, fill_end - fill_begin,
-                                     options.fill == UnsyncedFill::kGarbage, crash_rng_));
-  }
-  const uint64_t slots = size_bytes >= rec.done_bytes + kSectorBytes
-                             ? (size_bytes - rec.done_bytes) / kSectorBytes
-                             : 0;
-  if (outcome.misdirected && slots > 0) {
-    uint64_t target = Uniform(crash_rng_, 0, slots) * kSectorBytes;
-    if (target == rec.offset_bytes) target = target == 0 ? kSectorBytes : 0;
-    event.kind = CrashEvent::Kind::kMisdirected;
-    event.target_offset_bytes = target;
-    DMALOG_RETURN_IF_ERROR(
-        PwriteAll(file.fd, file.path, rec.new_data.data(), rec.done_bytes, target));
-  }
-  report->events.push_back(std::move(event));
-  return Status::OK();
-}
-
-// Flips bits below the synced length of files chosen at random.
-Status FaultBackend::FlipBits(const CrashOptions& options, CrashReport* report) {
-  for (uint32_t i = 0; i < options.synced_bit_flips; ++i) {
-    std::vector<std::pair<FileState*, uint64_t>> candidates;  // File, synced bytes.
-    for (const auto& file : files_) {
-      Result<uint64_t> size = FileSize(file->fd, file->path);
-      if (!size.ok()) return size.status();
-      const uint64_t synced = std::min(*size, file->durable_size_bytes);
-      if (synced > 0) candidates.emplace_back(file.get(), synced);
-    }
-    if (candidates.empty()) return Status::OK();
-    const auto& [file, synced] = candidates[Uniform(crash_rng_, 0, candidates.size() - 1)];
-    const uint64_t offset = Uniform(crash_rng_, 0, synced - 1);
-    const uint32_t bit = static_cast<uint32_t>(Uniform(crash_rng_, 0, 7));
-    uint8_t byte = 0;
-    DMALOG_RETURN_IF_ERROR(PreadAll(file->fd, file->path, &byte, 1, offset));
-    byte ^= static_cast<uint8_t>(1u << bit);
-    DMALOG_RETURN_IF_ERROR(PwriteAll(file->fd, file->path, &byte, 1, offset));
-    report->events.push_back(
-        CrashEvent{CrashEvent::Kind::kBitFlip, file->path, 0, 0, 0, offset, bit});
   }
   return Status::OK();
 }

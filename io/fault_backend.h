@@ -17,22 +17,12 @@
 //     CrashOptions keep: a torn sector prefix, garbage or zero sectors, a
 //     misdirected write, flipped bits in synced data.
 //
-// Durability model. Files are tracked by inode (st_dev, st_ino), so a sync on
-// any descriptor of a file covers the writes made through every descriptor,
-// and a descriptor number reused for another file is told apart. A sync
-// covers the writes (and fallocates) that completed before the sync was
-// submitted; a kWriteFdatasync whose fdatasync succeeded also covers its own
-// write. The file size is durable when a covering sync succeeded with no
-// older write still uncovered. Directory entries (creation, rename, unlink)
-// are not modelled: a file the test created stays, with the length the
-// surviving writes give it.
-//
-// Undo records. Before a write or fallocate reaches the file, the backend
-// reads the bytes it will replace and the file size (synchronous pread on its
-// own descriptor, opened through /proc/self/fd without O_DIRECT; test-only).
-// Two writes to overlapping ranges of one file are never in flight together:
-// the later one waits inside the FaultBackend until the earlier completes, so
-// the undo records restore, newest first, exactly the pre-crash state.
+// Durability model and undo records: see io/undo_log.h (the UndoLog keeps
+// one undo record per write or fallocate that no completed sync covers, and
+// restores the files on SimulateCrash). Two writes to overlapping ranges of
+// one file are never in flight together: the later one waits inside the
+// FaultBackend until the earlier completes, so the undo records restore,
+// newest first, exactly the pre-crash state.
 //
 // Determinism: every random choice comes from std::mt19937_64 generators
 // seeded from Options::seed, so the same seed and the same sequence of
@@ -41,20 +31,17 @@
 // Thread-safety: as io::Backend (one thread, except Wake()).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 #include "io/backend.h"
+#include "io/undo_log.h"
 
 namespace dmalog::io {
 
@@ -102,66 +89,12 @@ struct FaultSpec {
   }
 };
 
-// What the sectors of an unsynced write that do not survive a crash contain.
-enum class UnsyncedFill : uint8_t {
-  kOldData,  // What the file held before the write (a clean drop).
-  kZeros,
-  kGarbage,  // Random bytes.
-};
-
-struct CrashOptions {
-  // Each unsynced write keeps a random prefix of its 512 B sectors, uniform in
-  // [0, all of them]. When false, unsynced writes vanish entirely (except a
-  // write torn by kTornWrite, which keeps its prefix in any case).
-  bool tear_unsynced_writes = false;
-  UnsyncedFill fill = UnsyncedFill::kOldData;
-  // Keep the file length reached before the crash (the size update was
-  // journaled, the data was not), so filled sectors past the synced length
-  // stay visible. When false, the file is cut back to the synced length or
-  // the end of the surviving prefixes, whichever is longer.
-  bool keep_unsynced_size = false;
-  // Probability that an unsynced write lands, whole, at a wrong
-  // sector-aligned offset of its file instead of its own.
-  double misdirect_probability = 0.0;
-  // Bits flipped at random in synced data (bytes below a file's synced size).
-  uint32_t synced_bit_flips = 0;
-};
-
-struct CrashEvent {
-  enum class Kind : uint8_t {
-    kDropped,      // The write (or fallocate) vanished.
-    kTorn,         // Only kept_bytes of it survived.
-    kMisdirected,  // Its data landed at target_offset_bytes.
-    kBitFlip,      // Bit `bit` of the byte at target_offset_bytes flipped.
-    kResized,      // The file length changed from length_bytes to target_offset_bytes.
-  };
-  Kind kind = Kind::kDropped;
-  std::string path;
-  uint64_t offset_bytes = 0;
-  uint64_t length_bytes = 0;
-  uint64_t kept_bytes = 0;
-  uint64_t target_offset_bytes = 0;
-  uint32_t bit = 0;
-
-  std::string ToString() const;
-  bool operator==(const CrashEvent&) const = default;
-};
-
-struct CrashReport {
-  std::vector<CrashEvent> events;
-
-  uint64_t Count(CrashEvent::Kind kind) const;
-  // One event a line, for test diagnostics.
-  std::string ToString() const;
-  bool operator==(const CrashReport&) const = default;
-};
-
 class FaultBackend final : public Backend {
  public:
-  static constexpr uint64_t kSectorBytes = 512;
+  static constexpr uint64_t kSectorBytes = UndoLog::kSectorBytes;
   static constexpr uint32_t kRulesMax = 256;
-  static constexpr uint32_t kTrackedFilesMax = 4096;
-  static constexpr uint32_t kUncoveredRecordsMax = 1u << 20;
+  static constexpr uint32_t kTrackedFilesMax = UndoLog::kTrackedFilesMax;
+  static constexpr uint32_t kUncoveredRecordsMax = UndoLog::kUncoveredRecordsMax;
   static constexpr uint32_t kDeferredMax = 1u << 16;
 
   struct Options {
@@ -216,11 +149,9 @@ class FaultBackend final : public Backend {
     return faults_fired_[static_cast<uint32_t>(kind)];
   }
   // Writes and fallocates that a crash now would undo, over all files.
-  uint64_t uncovered_records() const noexcept;
+  uint64_t uncovered_records() const noexcept { return undo_.uncovered_records(); }
 
  private:
-  struct Record;
-  struct FileState;
   struct Op;
   struct Rule {
     uint64_t fire_at_count;  // ops_seen(spec.filter) value that fires it.
@@ -233,7 +164,6 @@ class FaultBackend final : public Backend {
   bool ApplyFault(Op* op, const FaultSpec& spec);
   void FireTornWrite(Op* op);
   Status Track(Op* op);
-  Result<FileState*> FileFor(const IoRequest& req);
   void IssueOrDefer(Op* op);
   bool MustWait(const Op& op) const;
   void IssueNow(Op* op);
@@ -244,22 +174,14 @@ class FaultBackend final : public Backend {
   // Completion.
   void OnInnerCompletion(IoRequest* shadow);
   void CompleteRecord(Op* op);
-  void Cover(FileState* file, const Op& sync_op);
   void Finish(Op* op, Status status);
   Status PowerLossStatus(const IoRequest& req) const;
 
   // Crash.
-  struct Outcome;
   Status DrainInner();
-  Status CrashFile(FileState* file, const CrashOptions& options, CrashReport* report);
-  Outcome Decide(const Record& rec, const CrashOptions& options);
-  Status Apply(const FileState& file, const Outcome& outcome, uint64_t size_bytes,
-               const CrashOptions& options, CrashReport* report);
-  Status FlipBits(const CrashOptions& options, CrashReport* report);
 
   std::unique_ptr<Backend> inner_;
   std::mt19937_64 fault_rng_;
-  std::mt19937_64 crash_rng_;
 
   std::vector<Rule> rules_;
   double fail_probability_ = 0.0;
@@ -269,11 +191,7 @@ class FaultBackend final : public Backend {
   uint64_t faults_fired_[kFaultKindCount] = {};
   uint64_t faults_fired_total_ = 0;
 
-  // Tracked files, in the order they were first written.
-  std::vector<std::unique_ptr<FileState>> files_;
-  std::map<std::pair<dev_t, ino_t>, FileState*> files_by_inode_;
-  uint64_t issue_seq_ = 0;       // Records issued so far.
-  uint64_t completion_seq_ = 0;  // Records completed so far.
+  UndoLog undo_;  // Undo records of every tracked file.
 
   // Ops owned here, keyed by the address of their shadow request.
   std::unordered_map<IoRequest*, std::unique_ptr<Op>> ops_;
