@@ -1,0 +1,287 @@
+// dmalog_bench: a db_bench-style driver for dmalog. It takes db_bench's flag
+// names and prints db_bench's result lines, so bench/compare.sh can run both
+// on the same workload:
+//   dmalog_bench --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq
+//                --num=N (per thread) --key_size=16 --value_size=100
+//                --threads=T --sync=0|1 [--inflight=K] [--db=DIR]
+// --inflight=K keeps K operations in flight per thread through the
+// asynchronous API (PutAsync/GetAsync) instead of one blocking call at a time.
+#include <gflags/gflags.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dmalog/engine.h"
+
+DEFINE_string(benchmarks, "fillseq,fillrandom,overwrite,readrandom,readseq",
+              "comma-separated list of benchmarks to run, in order");
+DEFINE_int64(num, 100000, "operations per thread (as db_bench counts it)");
+DEFINE_int64(reads, -1, "read operations per thread; -1 means --num");
+DEFINE_int32(key_size, 16, "key size in bytes");
+DEFINE_int32(value_size, 100, "value size in bytes");
+DEFINE_int32(threads, 1, "client threads");
+DEFINE_bool(sync, false, "durable writes (acknowledged after fdatasync)");
+DEFINE_int32(inflight, 1, "operations in flight per thread (async API when > 1)");
+DEFINE_string(db, DMALOG_BENCH_DATA_DIR "/dmalog_bench", "database directory");
+DEFINE_bool(use_existing_db, false, "keep the database instead of starting empty");
+DEFINE_int32(shards, 0, "shards for a new database (0: one per CPU)");
+DEFINE_uint64(segment_size_bytes, 64ull << 20, "segment size for a new database");
+DEFINE_int64(seed, 301, "random seed");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ThreadResult {
+  std::vector<float> latencies_us;
+  uint64_t ops = 0;
+  uint64_t found = 0;
+  uint64_t bytes = 0;
+  uint64_t errors = 0;
+  std::string first_error;
+};
+
+std::string MakeKey(uint64_t k) {
+  std::string key = std::to_string(k);
+  if (key.size() < static_cast<size_t>(FLAGS_key_size)) {
+    key.insert(0, FLAGS_key_size - key.size(), '0');
+  }
+  return key;
+}
+
+std::string MakeValue(std::mt19937_64& rng) {
+  std::string value(FLAGS_value_size, 'x');
+  for (size_t i = 0; i < value.size(); i += 8) value[i] = static_cast<char>('a' + rng() % 26);
+  return value;
+}
+
+enum class Op { kFillSeq, kFillRandom, kOverwrite, kReadRandom, kReadSeq };
+
+uint64_t KeyFor(Op op, int thread, uint64_t i, std::mt19937_64& rng) {
+  const uint64_t space = static_cast<uint64_t>(FLAGS_num) * FLAGS_threads;
+  if (op == Op::kFillSeq) return static_cast<uint64_t>(thread) * FLAGS_num + i;
+  return rng() % space;
+}
+
+void RecordStatus(ThreadResult& r, const dmalog::Status& s) {
+  if (s.ok()) return;
+  ++r.errors;
+  if (r.first_error.empty()) r.first_error = s.ToString();
+}
+
+// One operation at a time, blocking.
+void RunBlocking(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
+  std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
+  const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
+  const dmalog::WriteOptions wo{FLAGS_sync};
+  for (int64_t i = 0; i < count; ++i) {
+    const std::string key = MakeKey(KeyFor(op, thread, i, rng));
+    const auto start = Clock::now();
+    if (op == Op::kReadRandom) {
+      dmalog::Result<std::string> v = db.Get(key);
+      if (v.ok()) {
+        ++r.found;
+        r.bytes += key.size() + v->size();
+      } else if (!v.status().IsNotFound()) {
+        RecordStatus(r, v.status());
+      }
+    } else {
+      const std::string value = MakeValue(rng);
+      RecordStatus(r, db.Put(wo, key, value));
+      r.bytes += key.size() + value.size();
+    }
+    r.latencies_us.push_back(
+        std::chrono::duration<float, std::micro>(Clock::now() - start).count());
+    ++r.ops;
+  }
+}
+
+// --inflight operations in flight through the asynchronous API.
+struct Slot {
+  std::string key;
+  std::string value;
+  Clock::time_point start;
+  std::atomic<bool> busy{false};
+};
+
+void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
+  std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
+  const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
+  const dmalog::WriteOptions wo{FLAGS_sync};
+  std::vector<Slot> slots(FLAGS_inflight);
+  std::mutex mu;  // Guards r from the callbacks (they run on executor threads).
+  for (int64_t i = 0; i < count; ++i) {
+    Slot& slot = slots[i % slots.size()];
+    slot.busy.wait(true, std::memory_order_acquire);
+    slot.key = MakeKey(KeyFor(op, thread, i, rng));
+    slot.busy.store(true, std::memory_order_relaxed);
+    slot.start = Clock::now();
+    auto finish = [&r, &mu, &slot](const dmalog::Status& s, uint64_t bytes, bool found) {
+      const float us = std::chrono::duration<float, std::micro>(Clock::now() - slot.start).count();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        RecordStatus(r, s);
+        r.latencies_us.push_back(us);
+        r.bytes += bytes;
+        r.found += found ? 1 : 0;
+        ++r.ops;
+      }
+      slot.busy.store(false, std::memory_order_release);
+      slot.busy.notify_one();
+    };
+    if (op == Op::kReadRandom) {
+      db.GetAsync(slot.key, [finish, &slot](dmalog::Result<std::string> v) {
+        const bool found = v.ok();
+        const uint64_t bytes = found ? slot.key.size() + v->size() : 0;
+        finish(found || v.status().IsNotFound() ? dmalog::Status() : v.status(), bytes, found);
+      });
+    } else {
+      slot.value = MakeValue(rng);
+      db.PutAsync(wo, slot.key, slot.value, [finish, &slot](dmalog::Status s) {
+        finish(s, slot.key.size() + slot.value.size(), false);
+      });
+    }
+  }
+  for (Slot& slot : slots) slot.busy.wait(true, std::memory_order_acquire);
+}
+
+void RunReadSeq(dmalog::Engine& db, ThreadResult& r) {
+  dmalog::ScanOptions so;
+  so.max_keys = 1000;
+  // Bounded: each page advances past at least one key.
+  for (int64_t page = 0; page < FLAGS_num * FLAGS_threads + 1; ++page) {
+    const auto start = Clock::now();
+    dmalog::Result<std::vector<dmalog::KeyValue>> kvs = db.Scan(so);
+    if (!kvs.ok()) return RecordStatus(r, kvs.status());
+    const float us = std::chrono::duration<float, std::micro>(Clock::now() - start).count();
+    for (const dmalog::KeyValue& kv : *kvs) {
+      r.latencies_us.push_back(us / kvs->size());
+      r.bytes += kv.key.size() + kv.value.size();
+      ++r.ops;
+    }
+    if (kvs->size() < so.max_keys) return;
+    so.from = kvs->back().key + '\0';
+  }
+}
+
+void Report(const std::string& name, const std::vector<ThreadResult>& results, double seconds,
+            bool is_read) {
+  std::vector<float> all;
+  uint64_t ops = 0, bytes = 0, found = 0, errors = 0;
+  std::string first_error;
+  for (const ThreadResult& r : results) {
+    all.insert(all.end(), r.latencies_us.begin(), r.latencies_us.end());
+    ops += r.ops;
+    bytes += r.bytes;
+    found += r.found;
+    errors += r.errors;
+    if (first_error.empty()) first_error = r.first_error;
+  }
+  if (ops == 0) ops = 1;
+  const int threads = static_cast<int>(results.size());
+  std::string extra;
+  if (is_read && name != "readseq") {
+    extra = " (" + std::to_string(found) + " of " + std::to_string(ops) + " found)";
+  }
+  std::printf("%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %lu operations; %6.1f MB/s%s\n",
+              name.c_str(), seconds * 1e6 * threads / ops, static_cast<long>(ops / seconds),
+              seconds, static_cast<unsigned long>(ops), bytes / 1048576.0 / seconds, extra.c_str());
+  std::sort(all.begin(), all.end());
+  auto pct = [&all](double p) {
+    return all.empty() ? 0.0
+                       : all[std::min(all.size() - 1, static_cast<size_t>(p / 100 * all.size()))];
+  };
+  std::printf("Percentiles: P50: %.2f P75: %.2f P99: %.2f P99.9: %.2f P99.99: %.2f\n", pct(50),
+              pct(75), pct(99), pct(99.9), pct(99.99));
+  if (errors > 0)
+    std::printf("errors: %lu (first: %s)\n", static_cast<unsigned long>(errors),
+                first_error.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("db_bench-style benchmark for dmalog; see bench/compare.sh");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_threads < 1 || FLAGS_inflight < 1 || FLAGS_num < 1 || FLAGS_key_size < 1 ||
+      FLAGS_value_size < 0) {
+    std::fprintf(stderr,
+                 "dmalog_bench: --threads, --inflight, --num and --key_size must be >= 1\n");
+    return 2;
+  }
+  if (!FLAGS_use_existing_db) std::filesystem::remove_all(FLAGS_db);
+  dmalog::Options options;
+  options.db_path = FLAGS_db;
+  options.shard_count = static_cast<uint32_t>(FLAGS_shards);
+  options.segment_size_bytes = FLAGS_segment_size_bytes;
+  dmalog::Result<std::unique_ptr<dmalog::Engine>> db = dmalog::Engine::Open(options);
+  if (!db.ok()) {
+    std::fprintf(stderr, "dmalog_bench: %s\n", db.status().ToString().c_str());
+    return 3;
+  }
+  const dmalog::EngineStats info = (*db)->Stats();
+  std::printf(
+      "dmalog_bench: keys %d bytes, values %d bytes, %d threads x %ld ops, sync=%d, "
+      "inflight=%d, shards=%zu, %s, %s I/O, db %s\n",
+      FLAGS_key_size, FLAGS_value_size, FLAGS_threads, static_cast<long>(FLAGS_num),
+      FLAGS_sync ? 1 : 0, FLAGS_inflight, info.shards.size(), info.io_backend.c_str(),
+      info.direct_io ? "direct" : "buffered", FLAGS_db.c_str());
+  std::stringstream list(FLAGS_benchmarks);
+  std::string name;
+  while (std::getline(list, name, ',')) {
+    Op op;
+    if (name == "fillseq")
+      op = Op::kFillSeq;
+    else if (name == "fillrandom")
+      op = Op::kFillRandom;
+    else if (name == "overwrite")
+      op = Op::kOverwrite;
+    else if (name == "readrandom")
+      op = Op::kReadRandom;
+    else if (name == "readseq")
+      op = Op::kReadSeq;
+    else {
+      std::fprintf(stderr, "dmalog_bench: unknown benchmark '%s'\n", name.c_str());
+      return 2;
+    }
+    const int threads = op == Op::kReadSeq ? 1 : FLAGS_threads;
+    std::vector<ThreadResult> results(threads);
+    const auto start = Clock::now();
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t) {
+      workers.emplace_back([&, t] {
+        if (op == Op::kReadSeq) return RunReadSeq(**db, results[t]);
+        if (FLAGS_inflight > 1) return RunAsync(**db, op, t, results[t]);
+        RunBlocking(**db, op, t, results[t]);
+      });
+    }
+    for (auto& w : workers) w.join();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    Report(name, results, seconds, op == Op::kReadRandom || op == Op::kReadSeq);
+  }
+  const dmalog::EngineStats stats = (*db)->Stats();
+  double overhead = 0;
+  uint64_t keys = 0, flushes = 0, flushed = 0;
+  for (const dmalog::ShardStats& s : stats.shards) {
+    overhead += s.index_overhead_bytes_per_key * s.keys;
+    keys += s.keys;
+    flushes += s.flushes;
+    flushed += s.records_flushed;
+  }
+  std::printf("index: %lu keys, %.1f bytes per key + key bytes\n", static_cast<unsigned long>(keys),
+              keys ? overhead / keys : 0.0);
+  std::printf("group commit: %lu records in %lu flushes (%.1f per flush)\n",
+              static_cast<unsigned long>(flushed), static_cast<unsigned long>(flushes),
+              flushes ? static_cast<double>(flushed) / flushes : 0.0);
+  dmalog::Status s = (*db)->Close();
+  if (!s.ok()) std::fprintf(stderr, "dmalog_bench: close: %s\n", s.ToString().c_str());
+  return s.ok() ? 0 : 3;
+}
