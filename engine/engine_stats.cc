@@ -1,0 +1,57 @@
+// EngineStats::ToString: the report `dmalog stats` prints.
+#include <cstdio>
+#include <string>
+
+#include "dmalog/engine.h"
+
+namespace dmalog {
+namespace {
+
+std::string Fixed1(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", x);
+  return buf;
+}
+
+std::string ShardLine(const ShardStats& s) {
+  const double per_flush =
+      s.flushes == 0 ? 0.0
+                     : static_cast<double>(s.records_flushed) / static_cast<double>(s.flushes);
+  std::string out = "shard " + std::to_string(s.shard) + ": keys " + std::to_string(s.keys) +
+                    ", last seq " + std::to_string(s.last_sequence) + ", segments " +
+                    std::to_string(s.segments) + ", log bytes " + std::to_string(s.log_bytes) +
+                    ", flushes " + std::to_string(s.flushes) + ", avg records/flush " +
+                    Fixed1(per_flush) + ", index bytes/key " +
+                    Fixed1(s.index_overhead_bytes_per_key) + " (index " +
+                    std::to_string(s.index_memory_bytes) + " bytes)\n";
+  out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered";
+  if (s.recovery_dropped_bytes > 0) {
+    out += ", " + std::to_string(s.recovery_dropped_bytes) + " bytes dropped";
+  }
+  if (!s.recovery_note.empty()) out += " (" + s.recovery_note + ")";
+  out += "\n";
+  if (!s.read_only_cause.empty()) {
+    out += "  READ-ONLY: " + s.read_only_cause +
+           "; writes fail until the cause is fixed and the database is reopened\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EngineStats::ToString() const {
+  std::string out = "db: " + db_path + "\n";
+  out += "io backend: " + (io_backend.empty() ? std::string("(closed)") : io_backend) + "\n";
+  out += "io fallback: " + (io_fallback.empty() ? std::string("none") : io_fallback) + "\n";
+  out += "direct I/O: ";
+  out += direct_io
+             ? "yes (O_DIRECT, write alignment " + std::to_string(write_alignment_bytes) + " bytes)"
+             : std::string("no (buffered I/O + fdatasync)");
+  out += "\nsegment size: " + std::to_string(segment_size_bytes) + " bytes (" +
+         std::to_string(segment_size_bytes >> 20) + " MiB)\n";
+  out += "shards: " + std::to_string(shards.size()) + "\n";
+  for (const ShardStats& s : shards) out += ShardLine(s);
+  return out;
+}
+
+}  // namespace dmalog
