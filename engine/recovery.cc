@@ -77,7 +77,10 @@ class ShardRecovery {
 
   RecoveryInput in_;
   RecoveredShard out_;
-  AlignedBuffer window_;
+  AlignedBuffer window_;  // The window of the segment being scanned.
+  // Probes of later segments use their own window: sharing window_ would
+  // replace the bytes the current segment's scanner believes it holds.
+  AlignedBuffer probe_window_;
   uint64_t valid_end_ = 0;      // End of the last valid record of the segment being scanned.
   size_t last_data_index_ = 0;  // Last segment that holds a valid record.
   bool any_data_ = false;
@@ -153,7 +156,8 @@ Status ShardRecovery::Apply(const RecordView& record, const Segment& segment, ui
 Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
   for (size_t j = i + 1; j < out_.segments.size(); ++j) {
     const Segment& later = *out_.segments[j];
-    SegmentScanner scanner(later, later.data_start_bytes(), later.file_size_bytes, window_.get());
+    SegmentScanner scanner(later, later.data_start_bytes(), later.file_size_bytes,
+                           probe_window_.get());
     Result<std::optional<uint64_t>> found =
         co_await scanner.FindValidRecordFrom(later.data_start_bytes());
     if (!found.ok()) co_return found.status();
@@ -314,7 +318,9 @@ Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
 
 Task<Result<RecoveredShard>> ShardRecovery::Run() {
   window_ = AllocateAligned(kScanWindowBytes);
-  if (!window_) co_return Status::IOError("out of memory allocating the recovery window");
+  probe_window_ = AllocateAligned(kScanWindowBytes);
+  if (!window_ || !probe_window_)
+    co_return Status::IOError("out of memory allocating the recovery window");
   out_.index = std::make_unique<Index>();
   Status s = co_await OpenSegments();
   if (!s.ok()) co_return s;
