@@ -9,6 +9,7 @@ namespace dmalog::engine {
 namespace {
 constexpr size_t kSegmentNameDigits = 8;
 constexpr const char* kSegmentSuffix = ".seg";
+constexpr const char* kTempSuffix = ".tmp";
 // Header reads use this many bytes (at least the largest write alignment
 // the header may declare is not needed: the header itself is 48 bytes).
 constexpr uint32_t kHeaderReadBytes = 4096;
@@ -19,6 +20,12 @@ std::string SegmentFileName(uint64_t id) {
   std::snprintf(name, sizeof(name), "%0*llu%s", static_cast<int>(kSegmentNameDigits),
                 static_cast<unsigned long long>(id), kSegmentSuffix);
   return name;
+}
+
+bool IsTemporarySegmentFileName(const std::string& name) {
+  const std::string suffix = std::string(kSegmentSuffix) + kTempSuffix;
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::optional<uint64_t> ParseSegmentFileName(const std::string& name) {
@@ -38,11 +45,15 @@ Task<Result<std::unique_ptr<Segment>>> Segment::Create(const io::Directory& dir,
                                                        uint64_t id, uint64_t size_bytes,
                                                        io::DmaFileOptions file_options,
                                                        const uint8_t* zeros, uint32_t zeros_bytes) {
-  file_options.create = true;
-  file_options.truncate = true;
-  file_options.read_only = false;
+  // Built under a temporary name and renamed into place only once its
+  // header is durable, so a crash never leaves a headerless segment.
   const std::string path = dir.path() + "/" + SegmentFileName(id);
-  Result<io::DmaFile> file = io::DmaFile::Open(path, file_options);
+  const std::string tmp_path = path + kTempSuffix;
+  io::DmaFileOptions create_options = file_options;
+  create_options.create = true;
+  create_options.truncate = true;
+  create_options.read_only = false;
+  Result<io::DmaFile> file = io::DmaFile::Open(tmp_path, create_options);
   if (!file.ok()) co_return file.status();
   const uint32_t align = file->offset_alignment_bytes();
   if (align > format::kWriteAlignmentBytesMax || size_bytes % align != 0 ||
@@ -62,16 +73,25 @@ Task<Result<std::unique_ptr<Segment>>> Segment::Create(const io::Directory& dir,
   header.segment_id = id;
   header.write_alignment_bytes = align;
   header.segment_size_bytes = size_bytes;
-  // The header block: build it in a copy of the zero buffer's first block.
   std::unique_ptr<uint8_t, decltype(&std::free)> block(
-      static_cast<uint8_t*>(std::aligned_alloc(4096, std::max<uint32_t>(align, 4096))), &std::free);
+      static_cast<uint8_t*>(std::aligned_alloc(4096, std::max<uint32_t>(align, 4096))),
+      &std::free);
   if (!block) co_return Status::IOError("out of memory allocating a header block");
   std::memset(block.get(), 0, align);
   EncodeSegmentHeader(std::span<uint8_t>(block.get(), align), header);
   Status s = co_await file->WriteDurable(block.get(), align, 0);
   if (!s.ok()) co_return s.WithContext("writing the segment header");
+  s = file->Close();
+  if (!s.ok()) co_return s;
+  s = io::RenameFile(tmp_path, path);
+  if (!s.ok()) co_return s;
   s = co_await dir.Sync();
   if (!s.ok()) co_return s.WithContext("making segment " + path + " durable");
+  io::DmaFileOptions open_options = file_options;
+  open_options.create = false;
+  open_options.truncate = false;
+  file = io::DmaFile::Open(path, open_options);
+  if (!file.ok()) co_return file.status();
   auto segment = std::unique_ptr<Segment>(new Segment(std::move(*file), header));
   segment->end_bytes = segment->data_start_bytes();
   segment->file_size_bytes = size_bytes;

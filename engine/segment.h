@@ -20,6 +20,8 @@ namespace dmalog::engine {
 
 // "00000042.seg" for id 42.
 std::string SegmentFileName(uint64_t id);
+// True for a segment left half-built by a crash ("00000042.seg.tmp").
+bool IsTemporarySegmentFileName(const std::string& name);
 // The id of a segment file name, or nullopt for any other name.
 std::optional<uint64_t> ParseSegmentFileName(const std::string& name);
 

@@ -191,6 +191,11 @@ Status WriteFileDurably(const std::string& path, const std::string& contents) {
   return SyncDirectory(ParentOf(path));
 }
 
+Status RenameFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return SyscallErrorStatus("rename", from, errno);
+  return Status::OK();
+}
+
 Status RemoveFileDurably(const std::string& path) {
   if (::unlink(path.c_str()) != 0) return SyscallErrorStatus("unlink", path, errno);
   return SyncDirectory(ParentOf(path));

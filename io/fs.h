@@ -64,6 +64,9 @@ Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes = 
 // Writes `contents` to `path` atomically and durably: a temporary file,
 // fsync, rename over `path`, fsync of the directory.
 Status WriteFileDurably(const std::string& path, const std::string& contents);
+// Renames `from` to `to` (same directory; replaces `to`). The caller syncs
+// the directory to make it durable.
+Status RenameFile(const std::string& from, const std::string& to);
 // Removes a file and syncs its directory.
 Status RemoveFileDurably(const std::string& path);
 
