@@ -92,6 +92,11 @@ Task<Status> ShardRecovery::OpenSegments() {
   std::vector<uint64_t> ids;
   for (const std::string& name : *names) {
     if (std::optional<uint64_t> id = ParseSegmentFileName(name)) ids.push_back(*id);
+    if (IsTemporarySegmentFileName(name)) {
+      // A segment whose preparation a crash interrupted: it never held data.
+      Status s = io::RemoveFileDurably(in_.dir->path() + "/" + name);
+      if (!s.ok()) co_return s;
+    }
   }
   std::sort(ids.begin(), ids.end());
   if (ids.size() > kSegmentsPerShardMax) {
