@@ -19,11 +19,12 @@ std::string ShardLine(const ShardStats& s) {
                      : static_cast<double>(s.records_flushed) / static_cast<double>(s.flushes);
   std::string out = "shard " + std::to_string(s.shard) + ": keys " + std::to_string(s.keys) +
                     ", last seq " + std::to_string(s.last_sequence) + ", segments " +
-                    std::to_string(s.segments) + ", log bytes " + std::to_string(s.log_bytes) +
-                    ", flushes " + std::to_string(s.flushes) + ", avg records/flush " +
-                    Fixed1(per_flush) + ", index bytes/key " +
+                    std::to_string(s.segments) + ", index bytes/key " +
                     Fixed1(s.index_overhead_bytes_per_key) + " (index " +
                     std::to_string(s.index_memory_bytes) + " bytes)\n";
+  // The writer's counters start at zero on every open.
+  out += "  since open: log bytes " + std::to_string(s.log_bytes) + ", flushes " +
+         std::to_string(s.flushes) + ", avg records/flush " + Fixed1(per_flush) + "\n";
   out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered";
   if (s.recovery_dropped_bytes > 0) {
     out += ", " + std::to_string(s.recovery_dropped_bytes) + " bytes dropped";

@@ -21,7 +21,7 @@ struct VerbSpec {
 constexpr VerbSpec kVerbs[] = {
     {"put", Verb::kPut, 2, true, "put KEY VALUE"},
     {"get", Verb::kGet, 1, false, "get KEY"},
-    {"delete", Verb::kDelete, 1, true, "delete KEY"},
+    {"delete", Verb::kDelete, 1, false, "delete KEY"},
     {"scan", Verb::kScan, 0, false, "scan [--from=K] [--to=K] [--max_keys=N]"},
     {"tail", Verb::kTail, 0, false, "tail [--from_seq=N] [--shard=N] [--max_records=N]"},
     {"dump", Verb::kDump, 0, false, "dump"},
@@ -154,7 +154,7 @@ std::string Usage() {
       "  --hex                    keys and values are 0x-prefixed hex (both)\n"
       "  --key_hex, --value_hex   keys / values are 0x-prefixed hex\n"
       "  --sync                   writes are durable before the verb returns (default true)\n"
-      "  --create_if_missing      create DIR (default: true for put/delete/load/demo)\n"
+      "  --create_if_missing      create DIR (default: true for put/load/demo)\n"
       "  --shards=N               shards of a new database (default: one per CPU)\n"
       "  --segment_size_bytes=N   segment size of a new database (64 KiB multiple, 4 MiB..4 GiB)\n"
       "  --recovery_mode=NAME     tolerate_corrupted_tail_records (default), "

@@ -32,7 +32,7 @@ DEFINE_string(recovery_mode, "",
               "absolute_consistency, point_in_time or skip_any_corrupted_records");
 DEFINE_bool(sync, true, "writes are durable (fdatasync'ed) before they are acknowledged");
 DEFINE_bool(create_if_missing, false,
-            "create the database if missing (default: true for put/delete/load/demo)");
+            "create the database if missing (default: true for put/load/demo)");
 DEFINE_string(threads, "", "demo: writer threads (default 8)");
 DEFINE_string(num, "", "demo: records per writer thread (default 2000)");
 
