@@ -161,6 +161,7 @@ std::string Usage() {
       "absolute_consistency,\n"
       "                           point_in_time, skip_any_corrupted_records\n"
       "  --threads=N, --num=N     demo: writer threads (default 8), records each (default 2000)\n"
+      "  --                       ends the flags: a later KEY or VALUE may start with '-'\n"
       "Exit status: 0 ok, 1 key not found, 2 usage or input error, 3 I/O, corruption or lock "
       "error.\n";
   return out;

@@ -112,6 +112,9 @@ TEST_F(CliTest, PutGetDelete) {
   EXPECT_RUN(Cli("db", {"--nosync", "put", "k4", "v4"}), kExitOk, "");
   EXPECT_RUN(Cli("db", {"get", "k3"}), kExitOk, "v3\n");
   EXPECT_RUN(Cli("db", {"get", "k4"}), kExitOk, "v4\n");
+  // After "--", arguments starting with '-' are keys and values.
+  EXPECT_RUN(Cli("db", {"put", "--", "-k", "-v"}), kExitOk, "");
+  EXPECT_RUN(Cli("db", {"get", "--", "-k"}), kExitOk, "-v\n");
 }
 
 TEST_F(CliTest, ReadVerbOnMissingDatabaseNamesTheDirectory) {
@@ -254,6 +257,29 @@ TEST_F(CliTest, LockConflictExitsThree) {
   }
   ASSERT_OK((*db)->Close());
   EXPECT_RUN(Cli("db", {"put", "k", "v"}), kExitOk, "");
+}
+
+TEST_F(CliTest, CorruptionExitsThreeNamingFileAndOffset) {
+  const std::string db = "--db=" + dir_.File("db");
+  for (const char* k : {"k1", "k2", "k3"}) {
+    ASSERT_EQ(Run({db, kSegmentFlag, "--shards=1", "put", k, std::string("value-") + k}).code,
+              kExitOk);
+  }
+  // Flip a byte of the first record's value: damage followed by valid records.
+  const std::string segment = dir_.File("db/shard-000/00000001.seg");
+  std::string bytes = ReadAll(segment);
+  const size_t at = bytes.find("k1value-k1");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 5] ^= 0x20;
+  std::ofstream(segment, std::ios::binary | std::ios::in | std::ios::out) << bytes;
+  RunResult r = Run({db, "scan"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("Corruption: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(segment + " offset "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--recovery_mode="), std::string::npos) << r.err;  // What to do.
+  EXPECT_RUN(Run({db, "--recovery_mode=skip_any_corrupted_records", "scan"}), kExitOk,
+             "k2 ==> value-k2\nk3 ==> value-k3\n");
 }
 
 TEST_F(CliTest, DumpLoadRoundTrip) {
