@@ -28,8 +28,10 @@ constexpr VerbSpec kVerbs[] = {
     {"load", Verb::kLoad, 0, true, "load  (reads 'KEY ==> VALUE' lines from stdin)"},
     {"stats", Verb::kStats, 0, false, "stats"},
     {"demo", Verb::kDemo, 0, true, "demo [--threads=N] [--num=N]"},
+    {"stress", Verb::kStress, 0, true,
+     "stress [--threads=N] [--ops=N] [--keys=N] [--duration_s=N] [--seed=N] [--verify]"},
 };
-static_assert(sizeof(kVerbs) / sizeof(kVerbs[0]) == 9, "one spec per Verb");
+static_assert(sizeof(kVerbs) / sizeof(kVerbs[0]) == 10, "one spec per Verb");
 
 const VerbSpec* FindVerb(std::string_view name) {
   for (const VerbSpec& v : kVerbs) {
@@ -120,6 +122,48 @@ Status ParseDemoFlags(const CliFlags& f, Command* cmd) {
   return Status::OK();
 }
 
+Status ParsePercent(std::string_view name, const std::string& text, uint32_t fallback,
+                    uint32_t* percent) {
+  Result<uint64_t> value = ParseNumber(name, text, 0, 100, fallback);
+  if (!value.ok()) return value.status();
+  *percent = static_cast<uint32_t>(*value);
+  return Status::OK();
+}
+
+Status ParseStressFlags(const CliFlags& f, Command* cmd) {
+  StressOptions& s = cmd->stress;
+  s.verify = f.verify;
+  s.expected_state_path = f.expected_state;
+  Result<uint64_t> threads = ParseNumber("threads", f.threads, 1, kStressThreadsMax, s.threads);
+  if (!threads.ok()) return threads.status();
+  s.threads = static_cast<uint32_t>(*threads);
+  Result<uint64_t> duration =
+      ParseNumber("duration_s", f.duration_s, 0, kStressDurationSecondsMax, 0);
+  if (!duration.ok()) return duration.status();
+  s.duration_s = *duration;
+  // With a duration and no --ops, the duration alone ends the run.
+  const uint64_t ops_default = s.duration_s > 0 ? 0 : kStressOpsDefault;
+  Result<uint64_t> ops = ParseNumber("ops", f.ops, 0, kUnlimited, ops_default);
+  if (!ops.ok()) return ops.status();
+  s.ops = *ops;
+  if (s.ops == 0 && s.duration_s == 0) {
+    return Status::InvalidArgument("--ops=0 runs forever; give --duration_s=N as well");
+  }
+  Result<uint64_t> keys = ParseNumber("keys", f.keys, kStressKeysMin, kStressKeysMax, s.keys);
+  if (!keys.ok()) return keys.status();
+  s.keys = *keys;
+  Result<uint64_t> seed = ParseNumber("seed", f.seed, 0, kUnlimited, s.seed);
+  if (!seed.ok()) return seed.status();
+  s.seed = *seed;
+  DMALOG_RETURN_IF_ERROR(ParsePercent("batch_percent", f.batch_percent, 10, &s.batch_percent));
+  DMALOG_RETURN_IF_ERROR(ParsePercent("delete_percent", f.delete_percent, 15, &s.delete_percent));
+  Result<uint64_t> value = ParseNumber("value_size_max", f.value_size_max, kStressValueSizeMin,
+                                       kStressValueSizeMax, s.value_size_max);
+  if (!value.ok()) return value.status();
+  s.value_size_max = static_cast<uint32_t>(*value);
+  return Status::OK();
+}
+
 Status ParseVerbArgs(const std::vector<std::string>& args, Command* cmd) {
   if (cmd->verb == Verb::kPut || cmd->verb == Verb::kGet || cmd->verb == Verb::kDelete) {
     Result<std::string> key = Decode(args[1], cmd->key_hex, "KEY");
@@ -161,6 +205,10 @@ std::string Usage() {
       "absolute_consistency,\n"
       "                           point_in_time, skip_any_corrupted_records\n"
       "  --threads=N, --num=N     demo: writer threads (default 8), records each (default 2000)\n"
+      "  stress: --threads=N (4) --ops=N total (20000; 0 with --duration_s: no limit)\n"
+      "          --keys=N (10000) --duration_s=N --seed=N --batch_percent=P (10)\n"
+      "          --delete_percent=P (15) --value_size_max=N (256) --nosync\n"
+      "          --expected_state=PATH (default DIR.expected_state) --verify\n"
       "  --                       ends the flags: a later KEY or VALUE may start with '-'\n"
       "Exit status: 0 ok, 1 key not found, 2 usage or input error, 3 I/O, corruption or lock "
       "error.\n";
@@ -187,6 +235,7 @@ Result<Command> ParseCommand(const CliFlags& flags, const std::vector<std::strin
   DMALOG_RETURN_IF_ERROR(ParseRangeFlags(flags, &cmd));
   DMALOG_RETURN_IF_ERROR(ParseTailFlags(flags, &cmd));
   DMALOG_RETURN_IF_ERROR(ParseDemoFlags(flags, &cmd));
+  if (cmd.verb == Verb::kStress) DMALOG_RETURN_IF_ERROR(ParseStressFlags(flags, &cmd));
   DMALOG_RETURN_IF_ERROR(ParseVerbArgs(args, &cmd));
   return cmd;
 }

@@ -17,6 +17,7 @@
 #include "dmalog/engine.h"
 #include "dmalog/options.h"
 #include "dmalog/status.h"
+#include "tools/stress.h"
 
 namespace dmalog::cli {
 
@@ -33,7 +34,7 @@ inline constexpr uint32_t kShardsMax = 256;
 // Positional arguments the longest verb (put KEY VALUE) takes, plus the verb.
 inline constexpr size_t kPositionalArgsMax = 3;
 
-enum class Verb { kPut, kGet, kDelete, kScan, kTail, kDump, kLoad, kStats, kDemo };
+enum class Verb { kPut, kGet, kDelete, kScan, kTail, kDump, kLoad, kStats, kDemo, kStress };
 
 // Every flag's value as given (numbers still as text, so that a bad number
 // is a usage error named by this parser). An empty numeric string means
@@ -56,6 +57,16 @@ struct CliFlags {
   std::optional<bool> create_if_missing;  // Unset: the verb decides.
   std::string threads;
   std::string num;
+  // stress (tools/stress.h).
+  bool verify = false;
+  std::string expected_state;
+  std::string ops;
+  std::string keys;
+  std::string duration_s;
+  std::string seed;
+  std::string batch_percent;
+  std::string delete_percent;
+  std::string value_size_max;
 };
 
 struct Command {
@@ -70,6 +81,7 @@ struct Command {
   TailOptions tail;        // tail: max_records = total.
   uint32_t demo_threads = 8;
   uint64_t demo_records_per_thread = 2000;
+  StressOptions stress;  // stress.
 };
 
 // The verb and flag summary printed on usage errors and --help.

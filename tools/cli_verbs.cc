@@ -7,6 +7,7 @@
 
 #include "tools/demo.h"
 #include "tools/load.h"
+#include "tools/stress.h"
 
 namespace dmalog::cli {
 namespace {
@@ -127,7 +128,8 @@ int RunVerb(const Command& cmd, Engine* db, std::istream& in, std::ostream& out,
       out << db->Stats().ToString();
       return kExitOk;
     case Verb::kDemo:
-      break;  // RunCommand runs the demo: it opens the database twice.
+    case Verb::kStress:
+      break;  // RunCommand runs these: they open the database themselves.
   }
   assert(false && "unhandled verb");
   return kExitUsage;
@@ -160,6 +162,9 @@ int CloseAndExit(Engine* db, int exit_code, std::ostream& err) {
 
 int RunCommand(const Command& cmd, std::istream& in, std::ostream& out, std::ostream& err) {
   if (cmd.verb == Verb::kDemo) return RunDemo(cmd, out, err);
+  if (cmd.verb == Verb::kStress) {
+    return RunStress(cmd.stress, cmd.options, cmd.write_options, out, err);
+  }
   Result<std::unique_ptr<Engine>> db = OpenForCli(cmd);
   if (!db.ok()) {
     PrintError(err, db.status());

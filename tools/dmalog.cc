@@ -1,7 +1,7 @@
 // dmalog: the command-line tool, in the style of RocksDB's ldb.
 //
 //   dmalog --db=DIR put KEY VALUE | get KEY | delete KEY | scan | tail |
-//          dump | load | stats | demo
+//          dump | load | stats | demo | stress [--verify]
 //
 // Flags are gflags flags; numbers are taken as text and checked by
 // ParseCommand (tools/cli_command.h) so that every bad value is a usage
@@ -35,6 +35,15 @@ DEFINE_bool(create_if_missing, false,
             "create the database if missing (default: true for put/load/demo)");
 DEFINE_string(threads, "", "demo: writer threads (default 8)");
 DEFINE_string(num, "", "demo: records per writer thread (default 2000)");
+DEFINE_bool(verify, false, "stress: check the database against the expected state");
+DEFINE_string(expected_state, "", "stress: expected-state file (default DB.expected_state)");
+DEFINE_string(ops, "", "stress: operations in all (default 20000)");
+DEFINE_string(keys, "", "stress: key space (default 10000)");
+DEFINE_string(duration_s, "", "stress: stop after this many seconds");
+DEFINE_string(seed, "", "stress: random seed (default 1)");
+DEFINE_string(batch_percent, "", "stress: percent of operations that are batches (default 10)");
+DEFINE_string(delete_percent, "", "stress: percent of writes that are deletes (default 15)");
+DEFINE_string(value_size_max, "", "stress: largest value in bytes (default 256)");
 
 namespace {
 
@@ -132,6 +141,15 @@ dmalog::cli::CliFlags CollectFlags() {
   }
   f.threads = FLAGS_threads;
   f.num = FLAGS_num;
+  f.verify = FLAGS_verify;
+  f.expected_state = FLAGS_expected_state;
+  f.ops = FLAGS_ops;
+  f.keys = FLAGS_keys;
+  f.duration_s = FLAGS_duration_s;
+  f.seed = FLAGS_seed;
+  f.batch_percent = FLAGS_batch_percent;
+  f.delete_percent = FLAGS_delete_percent;
+  f.value_size_max = FLAGS_value_size_max;
   return f;
 }
 
