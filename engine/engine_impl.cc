@@ -9,6 +9,7 @@
 #include "engine/format.h"
 #include "engine/manifest.h"
 #include "engine/record.h"
+#include "engine/request_path.h"
 #include "scheduler/submit.h"
 
 namespace dmalog {
@@ -86,22 +87,6 @@ auto RunOn(sched::ExecutorGroup& group, uint32_t shard, sched::QueueId queue, Fn
   return group.submit_to(shard, std::move(fn), queue).get();
 }
 
-Task<void> PutThen(Shard* shard, WriteOptions o, std::string_view key, std::string_view value,
-                   Engine::StatusCallback done) {
-  done(co_await shard->Put(o, key, value));
-}
-Task<void> DeleteThen(Shard* shard, WriteOptions o, std::string_view key,
-                      Engine::StatusCallback done) {
-  done(co_await shard->Delete(o, key));
-}
-Task<void> WriteThen(Shard* shard, WriteOptions o, const WriteBatch* batch,
-                     Engine::StatusCallback done) {
-  done(co_await shard->Write(o, batch));
-}
-Task<void> GetThen(Shard* shard, std::string_view key, Engine::GetCallback done) {
-  done(co_await shard->Get(key));
-}
-
 }  // namespace
 
 EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t shard_count,
@@ -111,8 +96,7 @@ EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t 
       shard_count_(shard_count),
       segment_size_bytes_(segment_size_bytes) {}
 
-Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options,
-                                                 const EngineHooks& hooks) {
+Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options, const EngineHooks& hooks) {
   DMALOG_RETURN_IF_ERROR(ValidateOptions(options));
   Result<bool> exists = io::PathExists(options.db_path);
   if (!exists.ok()) return exists.status();
@@ -246,19 +230,36 @@ Result<uint32_t> EngineImpl::BatchShard(const WriteBatch& batch) const {
   return shard;
 }
 
-Status EngineImpl::Put(const WriteOptions& o, std::string_view key, std::string_view value) {
+Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::RecordType type,
+                               std::string_view key, std::string_view value, uint32_t entries) {
   DMALOG_RETURN_IF_ERROR(CheckOpen());
-  const uint32_t i = ShardOf(key);
+  DMALOG_RETURN_IF_ERROR(deferred_errors_.Take());
   Shard* shard = shards_[i].get();
-  return RunOn(*group_, i, foreground_queue_[i],
-               [shard, o, key, value] { return shard->Put(o, key, value); });
+  if (!o.sync && type != format::kBatchType) {
+    // Checked here because the caller will not wait for the shard.
+    DMALOG_RETURN_IF_ERROR(CheckKeyValueLimits(key, value));
+    if (shard->read_only()) {
+      return Status::ReadOnly("shard " + std::to_string(i) +
+                              " refuses writes after an earlier error; see Stats()");
+    }
+    return PostWriteNoWait(*group_, i, shard, type, key, value, &deferred_errors_);
+  }
+  WriteRequest request;
+  request.shard = shard;
+  request.type = type;
+  request.key = key;
+  request.value = value;
+  request.entries = entries;
+  request.sync = o.sync;
+  return PostWriteAndWait(*group_, i, request);
+}
+
+Status EngineImpl::Put(const WriteOptions& o, std::string_view key, std::string_view value) {
+  return SubmitWrite(o, ShardOf(key), format::kPutType, key, value, 1);
 }
 
 Status EngineImpl::Delete(const WriteOptions& o, std::string_view key) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  return RunOn(*group_, i, foreground_queue_[i], [shard, o, key] { return shard->Delete(o, key); });
+  return SubmitWrite(o, ShardOf(key), format::kDeleteType, key, {}, 1);
 }
 
 Status EngineImpl::Write(const WriteOptions& o, const WriteBatch& batch) {
@@ -266,16 +267,16 @@ Status EngineImpl::Write(const WriteOptions& o, const WriteBatch& batch) {
   if (batch.empty()) return Status::OK();
   Result<uint32_t> i = BatchShard(batch);
   if (!i.ok()) return i.status();
-  Shard* shard = shards_[*i].get();
-  const WriteBatch* b = &batch;
-  return RunOn(*group_, *i, foreground_queue_[*i], [shard, o, b] { return shard->Write(o, b); });
+  return SubmitWrite(o, *i, format::kBatchType, {}, batch.payload(), batch.count());
 }
 
 Result<std::string> EngineImpl::Get(std::string_view key) {
   DMALOG_RETURN_IF_ERROR(CheckOpen());
   const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  return RunOn(*group_, i, foreground_queue_[i], [shard, key] { return shard->Get(key); });
+  GetRequest request;
+  request.shard = shards_[i].get();
+  request.key = key;
+  return PostGetAndWait(*group_, i, request);
 }
 
 Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
@@ -340,53 +341,38 @@ EngineStats EngineImpl::Stats() {
 
 void EngineImpl::PutAsync(const WriteOptions& o, std::string_view key, std::string_view value,
                           StatusCallback done) {
-  if (Status s = CheckOpen(); !s.ok()) return done(s);
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  group_->submit_to(
-      i,
-      [shard, o, key, value, done = std::move(done)]() mutable {
-        return PutThen(shard, o, key, value, std::move(done));
-      },
-      foreground_queue_[i]);
+  WriteAsyncTo(o, ShardOf(key), format::kPutType, key, value, 1, std::move(done));
 }
 
 void EngineImpl::DeleteAsync(const WriteOptions& o, std::string_view key, StatusCallback done) {
-  if (Status s = CheckOpen(); !s.ok()) return done(s);
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  group_->submit_to(
-      i,
-      [shard, o, key, done = std::move(done)]() mutable {
-        return DeleteThen(shard, o, key, std::move(done));
-      },
-      foreground_queue_[i]);
+  WriteAsyncTo(o, ShardOf(key), format::kDeleteType, key, {}, 1, std::move(done));
 }
 
 void EngineImpl::WriteAsync(const WriteOptions& o, const WriteBatch& batch, StatusCallback done) {
-  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  if (batch.empty()) return done(Status::OK());
   Result<uint32_t> i = BatchShard(batch);
   if (!i.ok()) return done(i.status());
-  Shard* shard = shards_[*i].get();
-  const WriteBatch* b = &batch;
-  group_->submit_to(
-      *i,
-      [shard, o, b, done = std::move(done)]() mutable {
-        return WriteThen(shard, o, b, std::move(done));
-      },
-      foreground_queue_[*i]);
+  WriteAsyncTo(o, *i, format::kBatchType, {}, batch.payload(), batch.count(), std::move(done));
+}
+
+void EngineImpl::WriteAsyncTo(const WriteOptions& o, uint32_t i, format::RecordType type,
+                              std::string_view key, std::string_view value, uint32_t entries,
+                              StatusCallback done) {
+  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  WriteRequest proto;
+  proto.shard = shards_[i].get();
+  proto.type = type;
+  proto.key = key;
+  proto.value = value;
+  proto.entries = entries;
+  proto.sync = o.sync;
+  PostWriteAsync(*group_, i, proto, std::move(done));
 }
 
 void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
   if (Status s = CheckOpen(); !s.ok()) return done(s);
   const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  group_->submit_to(
-      i,
-      [shard, key, done = std::move(done)]() mutable {
-        return GetThen(shard, key, std::move(done));
-      },
-      foreground_queue_[i]);
+  PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done));
 }
 
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,

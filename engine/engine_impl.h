@@ -9,6 +9,7 @@
 
 #include "dmalog/engine.h"
 #include "engine/engine_hooks.h"
+#include "engine/request_path.h"
 #include "engine/shard.h"
 #include "io/fs.h"
 #include "scheduler/executor_group.h"
@@ -54,6 +55,11 @@ class EngineImpl final : public Engine {
   // InvalidArgument naming two keys when the batch spans shards.
   Result<uint32_t> BatchShard(const WriteBatch& batch) const;
   Status CheckOpen() const;
+  Status SubmitWrite(const WriteOptions& o, uint32_t shard, format::RecordType type,
+                     std::string_view key, std::string_view value, uint32_t entries);
+  void WriteAsyncTo(const WriteOptions& o, uint32_t shard, format::RecordType type,
+                    std::string_view key, std::string_view value, uint32_t entries,
+                    StatusCallback done);
 
   const Options options_;
   io::DirectoryLock lock_;
@@ -65,6 +71,7 @@ class EngineImpl final : public Engine {
   // shards_[i] lives on executor i and is only touched there.
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> closed_{false};
+  DeferredErrors deferred_errors_;
 };
 
 }  // namespace dmalog::engine

@@ -70,23 +70,32 @@ bool LogWriter::FitsSegment(uint64_t bytes) const noexcept {
          active_->size_bytes();
 }
 
-Task<Result<uint64_t>> LogWriter::Append(format::RecordType type, std::string_view key,
-                                         std::string_view value, uint32_t entries) {
+Status LogWriter::ReadOnlyStatus() const {
+  return Status::ReadOnly("shard " + std::to_string(options_.shard) +
+                          " refuses writes after an earlier error (" + failed_.ToString() +
+                          "); reads still work; fix the cause and reopen the database");
+}
+
+Result<uint64_t> LogWriter::TryAppend(format::RecordType type, std::string_view key,
+                                      std::string_view value, uint32_t entries) {
+  if (!failed_.ok()) return ReadOnlyStatus();
+  if (stopping_) return Status::Aborted("the database is closing");
   const uint64_t record_bytes = EncodedRecordBytes(key.size(), value.size());
   assert(record_bytes <= kLargestRecordBytes);
+  const uint64_t size = GapBefore(filling_->used_bytes) + record_bytes;
+  if (filling_->used_bytes + size > buffer_bytes_ || !FitsSegment(size)) {
+    return Status::Busy("no room in the batch");
+  }
+  Encode(type, key, value, entries);
+  work_.NotifyAll();
+  return filling_->ticket;
+}
+
+Task<Result<uint64_t>> LogWriter::Append(format::RecordType type, std::string_view key,
+                                         std::string_view value, uint32_t entries) {
   for (uint32_t wait = 0; wait < kAppendWaitsMax; ++wait) {
-    const uint64_t size = GapBefore(filling_->used_bytes) + record_bytes;
-    if (!failed_.ok()) {
-      co_return Status::ReadOnly("shard " + std::to_string(options_.shard) +
-                                 " refuses writes after an earlier error (" + failed_.ToString() +
-                                 "); reads still work; fix the cause and reopen the database");
-    }
-    if (stopping_) co_return Status::Aborted("the database is closing");
-    if (filling_->used_bytes + size <= buffer_bytes_ && FitsSegment(size)) {
-      Encode(type, key, value, entries);
-      work_.NotifyAll();
-      co_return filling_->ticket;
-    }
+    Result<uint64_t> ticket = TryAppend(type, key, value, entries);
+    if (ticket.ok() || !ticket.status().IsBusy()) co_return ticket;
     if (filling_->used_bytes == 0) {
       Status s = co_await Roll();
       if (!s.ok()) co_return s;
@@ -178,7 +187,9 @@ Task<void> LogWriter::PrepareLoop() {
     } else {
       spare_error_ = segment.status();
       spare_ready_.NotifyAll();
-      co_await spare_wanted_.Wait();  // Retry only when a writer needs it.
+      // Retry only when a writer needs it. Stop() may have come while the
+      // creation was in flight: its notification is gone, so check first.
+      if (!stopping_) co_await spare_wanted_.Wait();
     }
   }
   preparer_done_ = true;
@@ -231,6 +242,7 @@ Task<void> LogWriter::FlushOne() {
     Fail(s);
   }
   batch.Reset();
+  CompleteDurableWaiters();
   durable_.NotifyAll();
   room_.NotifyAll();
 }
@@ -256,16 +268,47 @@ void LogWriter::ApplyToIndex(const Batch& batch) {
   }
 }
 
+std::optional<Status> LogWriter::Settled(uint64_t ticket) const {
+  if (ticket == failed_ticket_) return failed_;
+  if (ticket > failed_ticket_) {
+    return Status::ReadOnly("shard " + std::to_string(options_.shard) +
+                            " stopped writing before this write was durable (" +
+                            failed_.ToString() + ")");
+  }
+  if (durable_ticket_ >= ticket) return Status::OK();
+  return std::nullopt;
+}
+
 Task<Status> LogWriter::WaitDurable(uint64_t ticket) {
   for (;;) {
-    if (ticket == failed_ticket_) co_return failed_;
-    if (ticket > failed_ticket_) {
-      co_return Status::ReadOnly("shard " + std::to_string(options_.shard) +
-                                 " stopped writing before this write was durable (" +
-                                 failed_.ToString() + ")");
-    }
-    if (durable_ticket_ >= ticket) co_return Status::OK();
+    if (std::optional<Status> settled = Settled(ticket)) co_return std::move(*settled);
     co_await durable_.Wait();
+  }
+}
+
+void LogWriter::NotifyWhenDurable(DurableWaiter* waiter) {
+  if (std::optional<Status> settled = Settled(waiter->ticket)) {
+    return waiter->done(waiter, std::move(*settled));
+  }
+  assert(waiters_tail_ == nullptr || waiters_tail_->ticket <= waiter->ticket);
+  waiter->next = nullptr;
+  if (waiters_tail_ != nullptr) {
+    waiters_tail_->next = waiter;
+  } else {
+    waiters_head_ = waiter;
+  }
+  waiters_tail_ = waiter;
+}
+
+void LogWriter::CompleteDurableWaiters() {
+  // Bounded by the number of registered waiters.
+  while (waiters_head_ != nullptr) {
+    std::optional<Status> settled = Settled(waiters_head_->ticket);
+    if (!settled) break;
+    DurableWaiter* waiter = waiters_head_;
+    waiters_head_ = waiter->next;
+    if (waiters_head_ == nullptr) waiters_tail_ = nullptr;
+    waiter->done(waiter, std::move(*settled));
   }
 }
 

@@ -50,6 +50,16 @@ struct PendingValue {
   std::string_view value;  // Valid until the writer next suspends.
 };
 
+// Registered with NotifyWhenDurable: `done` runs on the executor thread
+// once batch `ticket` is durable (OK) or has failed (its error). The waiter
+// lives with its owner (a request), which must outlive the call.
+struct DurableWaiter {
+  uint64_t ticket = 0;
+  void (*done)(DurableWaiter* waiter, Status status) = nullptr;
+  void* owner = nullptr;
+  DurableWaiter* next = nullptr;
+};
+
 struct LogWriterStats {
   uint64_t flushes = 0;
   uint64_t records_flushed = 0;
@@ -82,6 +92,13 @@ class LogWriter {
   // copied into the batch buffer; they must stay valid until this returns.
   Task<Result<uint64_t>> Append(format::RecordType type, std::string_view key,
                                 std::string_view value, uint32_t entries);
+  // Appends without suspending: the ticket, or Busy when the record must wait
+  // for room (a flush or a segment roll); the caller then uses Append.
+  Result<uint64_t> TryAppend(format::RecordType type, std::string_view key, std::string_view value,
+                             uint32_t entries);
+  // Calls waiter->done once its ticket is durable or failed (at once if it
+  // already is). Waiters must be registered in ticket order.
+  void NotifyWhenDurable(DurableWaiter* waiter);
   // Waits until the batch `ticket` is durable; its error otherwise.
   Task<Status> WaitDurable(uint64_t ticket);
   // Waits until everything appended so far is durable.
@@ -131,6 +148,10 @@ class LogWriter {
   Task<void> FlushOne();
   void ApplyToIndex(const Batch& batch);
   void Fail(Status cause);
+  // The status of `ticket` if it is settled (durable or failed), else nullopt.
+  std::optional<Status> Settled(uint64_t ticket) const;
+  void CompleteDurableWaiters();
+  Status ReadOnlyStatus() const;
 
   const LogWriterOptions options_;
   Index* const index_;
@@ -155,13 +176,15 @@ class LogWriter {
   bool flusher_done_ = false;
   bool preparer_done_ = false;
 
-  WaitList work_;          // The flusher waits for records.
-  WaitList room_;          // Appenders wait for buffer room / a taken batch.
-  WaitList durable_;       // Writers wait for their ticket.
-  WaitList spare_ready_;   // The writer waits for a spare segment.
-  WaitList spare_wanted_;  // The preparer waits for a request.
-  Status spare_error_;     // Why the last spare could not be created.
-  WaitList stopped_;       // Stop() waits for the loops.
+  WaitList work_;                          // The flusher waits for records.
+  WaitList room_;                          // Appenders wait for buffer room / a taken batch.
+  WaitList durable_;                       // Writers wait for their ticket.
+  WaitList spare_ready_;                   // The writer waits for a spare segment.
+  WaitList spare_wanted_;                  // The preparer waits for a request.
+  Status spare_error_;                     // Why the last spare could not be created.
+  WaitList stopped_;                       // Stop() waits for the loops.
+  DurableWaiter* waiters_head_ = nullptr;  // FIFO, in ticket order.
+  DurableWaiter* waiters_tail_ = nullptr;
   LogWriterStats stats_;
 };
 

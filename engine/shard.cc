@@ -65,6 +65,7 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
 }
 
 void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
+  foreground_queue_ = foreground_queue;
   sched::Executor* executor = sched::Executor::Current();
   assert(executor != nullptr);
   executor->Spawn(foreground_queue, writer_->FlushLoop());
@@ -72,6 +73,80 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
 }
 
 Task<void> Shard::Stop() { co_await writer_->Stop(); }
+
+void Shard::NoteWriteStatus() {
+  if (!writer_->read_only_cause().ok()) read_only_.store(true, std::memory_order_release);
+}
+
+void Shard::OnDurable(DurableWaiter* waiter, Status status) {
+  auto* request = static_cast<WriteRequest*>(waiter->owner);
+  request->shard->NoteWriteStatus();
+  request->status = std::move(status);
+  request->complete(request);
+}
+
+void Shard::Submit(WriteRequest* request) {
+  Status s = CheckKeyValueLimits(
+      request->key, request->type == format::kBatchType ? std::string_view() : request->value);
+  if (!s.ok()) {
+    request->status = std::move(s);
+    return request->complete(request);
+  }
+  if (stalled_ == 0) {
+    Result<uint64_t> ticket =
+        writer_->TryAppend(request->type, request->key, request->value, request->entries);
+    if (ticket.ok()) {
+      if (!request->sync) {
+        request->status = Status::OK();
+        return request->complete(request);
+      }
+      request->durable.ticket = *ticket;
+      request->durable.done = &Shard::OnDurable;
+      request->durable.owner = request;
+      return writer_->NotifyWhenDurable(&request->durable);
+    }
+    if (!ticket.status().IsBusy()) {
+      NoteWriteStatus();
+      request->status = std::move(ticket).status();
+      return request->complete(request);
+    }
+  }
+  ++stalled_;
+  sched::Executor::Current()->Spawn(foreground_queue_, SlowWrite(this, request));
+}
+
+Task<void> Shard::SlowWrite(Shard* shard, WriteRequest* request) {
+  WriteOptions options;
+  options.sync = request->sync;
+  Status s = co_await shard->Append(options, request->type, request->key, request->value,
+                                    request->entries);
+  if (--shard->stalled_ == 0) shard->unstalled_.NotifyAll();
+  shard->NoteWriteStatus();
+  request->status = std::move(s);
+  request->complete(request);
+}
+
+void Shard::Submit(GetRequest* request) {
+  if (stalled_ == 0) {
+    if (std::optional<PendingValue> pending = writer_->FindPending(request->key)) {
+      request->result = pending->deleted ? Result<std::string>(Status::NotFound(request->key))
+                                         : Result<std::string>(std::string(pending->value));
+      return request->complete(request);
+    }
+    if (!index_->Find(request->key)) {
+      request->result = Status::NotFound(request->key);
+      return request->complete(request);
+    }
+  }
+  sched::Executor::Current()->Spawn(foreground_queue_, SlowGet(this, request));
+}
+
+Task<void> Shard::SlowGet(Shard* shard, GetRequest* request) {
+  // Bounded: each wake-up follows a stalled write finishing.
+  while (shard->stalled_ > 0) co_await shard->unstalled_.Wait();
+  request->result = co_await shard->Get(request->key);
+  request->complete(request);
+}
 
 Task<Status> Shard::Append(WriteOptions options, format::RecordType type, std::string_view key,
                            std::string_view value, uint32_t entries) {

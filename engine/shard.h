@@ -3,6 +3,7 @@
 // the Engine reaches it only through submit_to.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "dmalog/task.h"
 #include "engine/index.h"
 #include "engine/log_writer.h"
+#include "engine/requests.h"
 #include "io/fs.h"
 
 namespace dmalog::engine {
@@ -41,6 +43,14 @@ class Shard {
   // Flushes what is queued and ends the loops.
   Task<void> Stop();
 
+  // Serves a request posted as a message (engine/requests.h): synchronously
+  // when possible, else through a coroutine in the foreground queue.
+  // Executor thread, outside any task.
+  void Submit(WriteRequest* request);
+  void Submit(GetRequest* request);
+  // True once a write error made the shard read-only. Any thread.
+  bool read_only() const noexcept { return read_only_.load(std::memory_order_acquire); }
+
   Task<Status> Put(WriteOptions options, std::string_view key, std::string_view value);
   Task<Status> Delete(WriteOptions options, std::string_view key);
   Task<Status> Write(WriteOptions options, const WriteBatch* batch);
@@ -56,11 +66,21 @@ class Shard {
   Task<Status> Append(WriteOptions options, format::RecordType type, std::string_view key,
                       std::string_view value, uint32_t entries);
   Task<Result<std::string>> ReadValue(const IndexEntry& entry, std::string_view key);
+  static Task<void> SlowWrite(Shard* shard, WriteRequest* request);
+  static Task<void> SlowGet(Shard* shard, GetRequest* request);
+  static void OnDurable(DurableWaiter* waiter, Status status);
+  void NoteWriteStatus();
 
   const ShardOptions options_;
   io::Directory dir_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<LogWriter> writer_;
+  uint32_t foreground_queue_ = 0;
+  // Requests that took the coroutine path and have not finished; while any
+  // exist, later requests follow them (keeps a thread's own order).
+  uint32_t stalled_ = 0;
+  WaitList unstalled_;
+  std::atomic<bool> read_only_{false};
   uint64_t recovered_records_ = 0;
   uint64_t recovery_dropped_bytes_ = 0;
   std::string recovery_note_;

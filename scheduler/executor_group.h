@@ -71,6 +71,14 @@ class ExecutorGroup {
     return future;
   }
 
+  // Posts a raw message to `shard`'s inbox (any non-executor thread): the
+  // allocation-free path. Blocks while the inbox is full. False when the
+  // group has stopped; the caller still owns msg.arg then.
+  [[nodiscard]] bool Post(uint32_t shard, const Message& msg) {
+    assert(shard < shard_count_);
+    return PushFromOutside(shard, msg);
+  }
+
   // Adds a task queue on `shard`.
   Result<QueueId> CreateQueue(uint32_t shard, const QueueOptions& options);
   // A snapshot of `shard`'s stats, taken on its thread.

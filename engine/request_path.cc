@@ -1,0 +1,145 @@
+#include "engine/request_path.h"
+
+#include <atomic>
+#include <memory>
+
+#include "engine/shard.h"
+
+namespace dmalog::engine {
+namespace {
+
+// ---- Messages that carry a request to its shard.
+void RunWrite(sched::Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
+  auto* request = static_cast<WriteRequest*>(arg);
+  request->shard->Submit(request);
+}
+void DropWrite(void* arg) {
+  auto* request = static_cast<WriteRequest*>(arg);
+  request->status = Status::Aborted("the database closed before the write ran");
+  request->complete(request);
+}
+void RunGet(sched::Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
+  auto* request = static_cast<GetRequest*>(arg);
+  request->shard->Submit(request);
+}
+void DropGet(void* arg) {
+  auto* request = static_cast<GetRequest*>(arg);
+  request->result = Status::Aborted("the database closed before the read ran");
+  request->complete(request);
+}
+
+template <typename Request>
+void Post(sched::ExecutorGroup& group, uint32_t shard_index, Request* request) {
+  constexpr bool kWrite = std::is_base_of_v<WriteRequest, Request>;
+  const sched::Message msg{kWrite ? &RunWrite : &RunGet, kWrite ? &DropWrite : &DropGet, request,
+                           0};
+  if (!group.Post(shard_index, msg)) msg.drop(msg.arg);  // Completes it with Aborted.
+}
+
+// ---- Blocking: the request lives on the caller's stack.
+struct BlockingWrite : WriteRequest {
+  std::atomic<uint32_t> done{0};
+};
+struct BlockingGet : GetRequest {
+  std::atomic<uint32_t> done{0};
+};
+template <typename Blocking>
+void Signal(Blocking* b) {
+  b->done.store(1, std::memory_order_release);
+  b->done.notify_one();
+}
+template <typename Blocking>
+void Await(Blocking& b) {
+  while (b.done.load(std::memory_order_acquire) == 0) b.done.wait(0, std::memory_order_acquire);
+}
+
+// ---- Heap-owned requests.
+struct OwnedWrite : WriteRequest {
+  std::string bytes;  // Key then value.
+  DeferredErrors* errors = nullptr;
+};
+struct AsyncWrite : WriteRequest {
+  Engine::StatusCallback done;
+};
+struct AsyncGet : GetRequest {
+  Engine::GetCallback done;
+};
+
+}  // namespace
+
+Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request) {
+  BlockingWrite b;
+  static_cast<WriteRequest&>(b) = request;
+  b.complete = [](WriteRequest* r) { Signal(static_cast<BlockingWrite*>(r)); };
+  Post(group, shard_index, &b);
+  Await(b);
+  return std::move(b.status);
+}
+
+Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_index,
+                                   GetRequest& request) {
+  BlockingGet b;
+  b.shard = request.shard;
+  b.key = request.key;
+  b.complete = [](GetRequest* r) { Signal(static_cast<BlockingGet*>(r)); };
+  Post(group, shard_index, &b);
+  Await(b);
+  return std::move(b.result);
+}
+
+void DeferredErrors::Record(const Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (first_.ok()) first_ = status.WithContext("an earlier write with sync=false failed");
+}
+
+Status DeferredErrors::Take() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(first_, Status::OK());
+}
+
+Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
+                       format::RecordType type, std::string_view key, std::string_view value,
+                       DeferredErrors* errors) {
+  auto owned = std::make_unique<OwnedWrite>();
+  owned->bytes.reserve(key.size() + value.size());
+  owned->bytes.append(key).append(value);
+  owned->shard = shard;
+  owned->type = type;
+  owned->key = std::string_view(owned->bytes).substr(0, key.size());
+  owned->value = std::string_view(owned->bytes).substr(key.size());
+  owned->sync = false;
+  owned->errors = errors;
+  owned->complete = [](WriteRequest* r) {
+    std::unique_ptr<OwnedWrite> self(static_cast<OwnedWrite*>(r));
+    if (!self->status.ok()) self->errors->Record(self->status);
+  };
+  Post(group, shard_index, owned.release());
+  return Status::OK();
+}
+
+void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const WriteRequest& proto,
+                    Engine::StatusCallback done) {
+  auto request = std::make_unique<AsyncWrite>();
+  static_cast<WriteRequest&>(*request) = proto;
+  request->done = std::move(done);
+  request->complete = [](WriteRequest* r) {
+    std::unique_ptr<AsyncWrite> self(static_cast<AsyncWrite*>(r));
+    self->done(std::move(self->status));
+  };
+  Post(group, shard_index, request.release());
+}
+
+void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
+                  std::string_view key, Engine::GetCallback done) {
+  auto request = std::make_unique<AsyncGet>();
+  request->shard = shard;
+  request->key = key;
+  request->done = std::move(done);
+  request->complete = [](GetRequest* r) {
+    std::unique_ptr<AsyncGet> self(static_cast<AsyncGet*>(r));
+    self->done(std::move(self->result));
+  };
+  Post(group, shard_index, request.release());
+}
+
+}  // namespace dmalog::engine

@@ -1,0 +1,51 @@
+// The message path from API threads to shards (engine/requests.h): requests
+// posted to a shard's inbox, served without a coroutine when possible.
+//
+//   Blocking calls keep the request on the caller's stack and wait on an
+//   atomic: no allocation, one wake-up each way.
+//   Asynchronous calls own a heap request that carries the callback.
+//   A blocking put with sync = false copies key and value into a heap
+//   request and returns once it is queued: the shard's inbox is FIFO, so a
+//   later call from the same thread (a Get) is served after it.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "dmalog/engine.h"
+#include "engine/requests.h"
+#include "scheduler/executor_group.h"
+
+namespace dmalog::engine {
+
+// Posts `request` to `shard_index` and waits until it completes.
+Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request);
+Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_index,
+                                   GetRequest& request);
+
+// Errors of writes that completed after their caller returned (sync =
+// false): kept here and reported by the engine's next write call.
+class DeferredErrors {
+ public:
+  void Record(const Status& status);
+  Status Take();
+
+ private:
+  std::mutex mu_;
+  Status first_;  // Guarded by mu_.
+};
+
+// Copies key and value, posts, and returns once queued (sync = false).
+// `errors` must outlive the engine's executors.
+Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
+                       format::RecordType type, std::string_view key, std::string_view value,
+                       DeferredErrors* errors);
+
+// Asynchronous forms: `done` runs on the shard's executor thread.
+void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const WriteRequest& proto,
+                    Engine::StatusCallback done);
+void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
+                  std::string_view key, Engine::GetCallback done);
+
+}  // namespace dmalog::engine

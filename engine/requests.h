@@ -1,0 +1,43 @@
+// Requests that reach a shard as cross-shard messages (scheduler/message.h)
+// rather than as coroutines: the allocation-free path for the blocking and
+// asynchronous API. The shard serves a request synchronously when it can
+// (a write that fits the filling batch, a get answered from memory) and
+// spawns a coroutine only when it must wait (buffer room, a read).
+//
+// Whoever posts a request owns it and keeps it alive until `complete` runs;
+// `complete` runs exactly once, on the shard's executor thread (or, when the
+// engine stops first, on the thread tearing it down).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "dmalog/status.h"
+#include "engine/format.h"
+#include "engine/log_writer.h"
+
+namespace dmalog::engine {
+
+class Shard;
+
+struct WriteRequest {
+  Shard* shard = nullptr;
+  format::RecordType type = format::kPutType;
+  std::string_view key;    // Borrowed until `complete` runs.
+  std::string_view value;  // For a batch, its payload.
+  uint32_t entries = 1;
+  bool sync = true;
+  Status status;
+  void (*complete)(WriteRequest* request) = nullptr;
+  DurableWaiter durable;  // Used by the shard.
+};
+
+struct GetRequest {
+  Shard* shard = nullptr;
+  std::string_view key;  // Borrowed until `complete` runs.
+  Result<std::string> result = Status::Aborted("not run");
+  void (*complete)(GetRequest* request) = nullptr;
+};
+
+}  // namespace dmalog::engine
