@@ -94,8 +94,9 @@ uint32_t Index::StoreKey(std::string_view key) {
 }
 
 std::optional<IndexEntry> Index::Put(std::string_view key, const IndexEntry& entry) {
-  auto it = tree_->find(key);
-  if (it != tree_->end()) {
+  // One traversal: lower_bound finds the key or the place to insert it.
+  auto it = tree_->lower_bound(key);
+  if (it != tree_->end() && KeyOf(it->key_ref) == key) {
     IndexEntry old{it->segment_id, it->offset_bytes, it->record_bytes, it->sequence};
     if (old.sequence > entry.sequence) return std::nullopt;  // Already newer.
     const Slot& slot = *it;  // Location fields are mutable; the key stays.
@@ -106,8 +107,8 @@ std::optional<IndexEntry> Index::Put(std::string_view key, const IndexEntry& ent
     return old;
   }
   const uint32_t ref = StoreKey(key);
-  tree_->insert(
-      Slot{ref, entry.segment_id, entry.offset_bytes, entry.record_bytes, entry.sequence});
+  tree_->insert(it, Slot{ref, entry.segment_id, entry.offset_bytes, entry.record_bytes,
+                         entry.sequence});
   return std::nullopt;
 }
 
