@@ -188,7 +188,7 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
       co_return Status::Corruption(
           what +
           ", and valid records follow it: the log is damaged in the middle. "
-          "Run `dmalog verify` to see the extent; to open anyway, use "
+          "`dmalog --db=DIR tail` lists what precedes it; to open anyway, use "
           "--recovery_mode=point_in_time (keep what precedes the damage) or "
           "skip_any_corrupted_records (skip damaged records)");
     case RecoveryMode::kAbsoluteConsistency:

@@ -225,8 +225,10 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
         std::span<const uint8_t>(buf + skip, std::min<uint64_t>(have, entry.record_bytes)),
         segment->id());
     if (d.outcome != DecodeOutcome::kRecord) {
-      out = Status::Corruption(where + ": " + DecodeOutcomeName(d.outcome) +
-                               " on read; the data on disk is damaged; run `dmalog verify`");
+      out =
+          Status::Corruption(where + ": " + DecodeOutcomeName(d.outcome) +
+                             " on read: the data on disk is damaged; reopen with "
+                             "--recovery_mode=skip_any_corrupted_records to skip damaged records");
     } else if (d.record.type == format::kBatchType) {
       BatchReader reader(d.record.value);
       const uint64_t want = entry.sequence - d.record.sequence;
