@@ -37,9 +37,10 @@ class FaultHarness {
   explicit FaultHarness(uint64_t seed) : seed_(seed) {}
 
   engine::EngineHooks Hooks();
-  // The FaultBackend of shard `shard` (owned by the engine); null when the
-  // engine has not opened that shard. Use it only on the shard's thread
-  // (RunOnShard, or the helpers below).
+  // The FaultBackend of shard `shard` (owned by the engine's executor and
+  // destroyed by Close); null when the engine has not opened that shard.
+  // Use it only on the shard's thread (RunOnShard, or the helpers below),
+  // and only while the engine is open.
   io::FaultBackend* backend(uint32_t shard);
 
   // Arms `spec` on the nth matching operation of shard `shard`.
