@@ -177,7 +177,16 @@ Status EngineImpl::OpenShards() {
     }
     shards_[i] = std::move(*shard);
   }
-  if (!first_error.ok()) return first_error;
+  if (!first_error.ok()) {
+    // The shards that did open have no loops yet, so Close() must not Stop()
+    // them (Stop waits for the loops to end): discard them on their threads.
+    for (uint32_t i = 0; i < shard_count_; ++i) {
+      if (!shards_[i]) continue;
+      // The open error is the one to report.
+      RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); }).IgnoreError();
+    }
+    return first_error;
+  }
   for (uint32_t i = 0; i < shard_count_; ++i) {
     Shard* shard = shards_[i].get();
     const sched::QueueId fg = foreground_queue_[i], bg = background_queue_[i];
