@@ -2,6 +2,7 @@
 //   ring_linked:   one submission, the write linked to an fdatasync (what a
 //                  dmalog group commit does);
 //   ring_separate: the write, then the fdatasync, two round trips;
+//   ring_dsync:    one write with RWF_DSYNC (durable when it completes);
 //   pwrite:        pwrite(2) then fdatasync(2) on the calling thread.
 // The figure is the time per durable write (sec_per_op, e.g. 45u = 45 us), which is bounded
 // by the device's flush latency; compare with
@@ -22,7 +23,7 @@ constexpr uint64_t kFileBytes = 64ull << 20;
 constexpr uint32_t kWriteBytes = 4096;
 constexpr int kOpsPerIteration = 32;
 
-enum class Mode { kLinked, kSeparate };
+enum class Mode { kLinked, kSeparate, kDsync };
 
 // Runs kOpsPerIteration durable writes on the executor; returns seconds.
 Task<double> DurableWrites(const io::DmaFile* file, uint8_t* buf, uint64_t* offset, Mode mode) {
@@ -31,6 +32,8 @@ Task<double> DurableWrites(const io::DmaFile* file, uint8_t* buf, uint64_t* offs
     Status s;
     if (mode == Mode::kLinked) {
       s = co_await file->WriteDurable(buf, kWriteBytes, *offset);
+    } else if (mode == Mode::kDsync) {
+      s = co_await file->WriteDsync(buf, kWriteBytes, *offset);
     } else {
       s = co_await file->Write(buf, kWriteBytes, *offset);
       if (s.ok()) s = co_await file->Fdatasync();
@@ -70,6 +73,7 @@ void RingWrites(benchmark::State& state, Mode mode) {
 
 void BM_RingLinkedWriteFdatasync(benchmark::State& state) { RingWrites(state, Mode::kLinked); }
 void BM_RingSeparateWriteFdatasync(benchmark::State& state) { RingWrites(state, Mode::kSeparate); }
+void BM_RingWriteDsync(benchmark::State& state) { RingWrites(state, Mode::kDsync); }
 
 void BM_PwriteFdatasync(benchmark::State& state) {
   const std::string path = BenchDir() + "/io_write_bench.pwrite";
@@ -108,6 +112,7 @@ BENCHMARK(BM_RingSeparateWriteFdatasync)
     ->UseManualTime()
     ->MinTime(1.0)
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RingWriteDsync)->UseManualTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PwriteFdatasync)->UseManualTime()->MinTime(1.0)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

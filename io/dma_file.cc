@@ -237,6 +237,13 @@ IoAwaitable DmaFile::WriteDurable(const uint8_t* buf, uint64_t length_bytes, uin
       MakeRequest(IoOp::kWriteFdatasync, buf, length_bytes, offset_bytes, buf_index));
 }
 
+IoAwaitable DmaFile::WriteDsync(const uint8_t* buf, uint64_t length_bytes, uint64_t offset_bytes,
+                                int32_t buf_index) const {
+  IoRequest req = MakeRequest(IoOp::kWrite, buf, length_bytes, offset_bytes, buf_index);
+  req.rw_flags = RWF_DSYNC;
+  return IoAwaitable(req);
+}
+
 IoAwaitable DmaFile::Fdatasync() const {
   return IoAwaitable(MakeRequest(IoOp::kFdatasync, nullptr, 0, 0));
 }

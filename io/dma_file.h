@@ -89,6 +89,9 @@ class DmaFile {
   // A write linked to an fdatasync: completes when the data is durable.
   IoAwaitable WriteDurable(const uint8_t* buf, uint64_t length_bytes, uint64_t offset_bytes,
                            int32_t buf_index = -1) const;
+  // A write with RWF_DSYNC: durable when it completes, in one kernel call.
+  IoAwaitable WriteDsync(const uint8_t* buf, uint64_t length_bytes, uint64_t offset_bytes,
+                         int32_t buf_index = -1) const;
   IoAwaitable Fdatasync() const;
   // fallocate mode 0: allocates the range AND extends the file size. That is
   // what preallocated segments want: later O_DIRECT writes land inside

@@ -40,6 +40,9 @@ struct IoRequest {
   uint64_t offset_bytes = 0;
   int32_t buf_index = -1;  // Registered buffer index for fixed I/O, or -1.
   int32_t fallocate_mode = 0;
+  // RWF_* flags for a write (e.g. RWF_DSYNC: the write is durable when it
+  // completes, with no separate fdatasync). 0 for none.
+  int32_t rw_flags = 0;
   // Largest transfer one kernel request may carry; 0 means no limit.
   uint32_t max_transfer_bytes = 0;
   // File name used in error messages. Not owned; must outlive the request.
@@ -51,11 +54,11 @@ struct IoRequest {
   uint64_t submit_ns = 0;
 
   // ---- Maintained by io/.
-  uint64_t done_bytes = 0;   // Bytes transferred so far.
-  uint32_t resubmits = 0;    // EINTR/EAGAIN/short-transfer resubmissions.
-  uint8_t cqes_pending = 0;  // Kernel completions still owed (uring).
-  bool sync_done = false;    // kWriteFdatasync: the linked fdatasync succeeded.
-  Status status;             // Final outcome, valid once completed.
+  uint64_t done_bytes = 0;    // Bytes transferred so far.
+  uint32_t resubmits = 0;     // EINTR/EAGAIN/short-transfer resubmissions.
+  uint8_t cqes_pending = 0;   // Kernel completions still owed (uring).
+  bool sync_done = false;     // kWriteFdatasync: the linked fdatasync succeeded.
+  Status status;              // Final outcome, valid once completed.
   IoRequest* next = nullptr;  // Intrusive link for whichever queue holds it.
 };
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cassert>
@@ -23,6 +24,10 @@ int64_t Result64(ssize_t ret) noexcept { return ret < 0 ? -static_cast<int64_t>(
 int64_t TransferOnce(const IoRequest& req, uint64_t chunk_bytes) noexcept {
   const off_t offset = static_cast<off_t>(ChunkOffset(req));
   if (req.op == IoOp::kRead) return Result64(pread(req.fd, ChunkBuf(req), chunk_bytes, offset));
+  if (req.rw_flags != 0) {
+    iovec iov{ChunkBuf(req), chunk_bytes};
+    return Result64(pwritev2(req.fd, &iov, 1, offset, req.rw_flags));
+  }
   return Result64(pwrite(req.fd, ChunkBuf(req), chunk_bytes, offset));
 }
 

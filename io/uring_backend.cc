@@ -177,6 +177,7 @@ bool UringBackend::PrepareTransfer(IoRequest* req) {
   } else {
     io_uring_prep_write(sqe, req->fd, ChunkBuf(*req), len, offset);
   }
+  if (req->op != IoOp::kRead) sqe->rw_flags = req->rw_flags;
   io_uring_sqe_set_data64(sqe, Encode(req, kTagMain));
   req->cqes_pending++;
   if (!link_sync) return true;

@@ -53,8 +53,6 @@ struct Options {
   bool require_direct_io = false;
   // Use the thread-pool backend even where io_uring works (testing).
   bool force_io_fallback = false;
-  // Print nothing on stderr (the fallback warnings are still in Stats()).
-  bool quiet = false;
 };
 
 struct WriteOptions {

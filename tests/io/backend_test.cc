@@ -116,6 +116,26 @@ TEST_P(BackendTest, WriteFdatasyncAndFallocate) {
   EXPECT_EQ(0, std::memcmp(in.get(), out.get(), 128 << 10));
 }
 
+TEST_P(BackendTest, WriteWithRwfDsyncRoundTrips) {
+  DmaFile file = OpenDirect("dsync.seg");
+  auto out = AllocAligned(64 << 10, file.memory_alignment_bytes());
+  FillPattern(out.get(), 64 << 10, 9);
+  IoRequest write = file.MakeRequest(IoOp::kWrite, out.get(), 64 << 10, 4096);
+  write.rw_flags = RWF_DSYNC;
+  ASSERT_OK(RunBlocking(*backend_, &write));
+  EXPECT_EQ(write.done_bytes, 64u << 10);
+  auto in = AllocAligned(64 << 10, file.memory_alignment_bytes());
+  IoRequest read = file.MakeRequest(IoOp::kRead, in.get(), 64 << 10, 4096);
+  ASSERT_OK(RunBlocking(*backend_, &read));
+  EXPECT_EQ(0, std::memcmp(in.get(), out.get(), 64 << 10));
+  // An invalid flag is refused by the kernel and named, not ignored.
+  IoRequest bad = file.MakeRequest(IoOp::kWrite, out.get(), 4096, 0);
+  bad.rw_flags = 0x40000000;
+  Status s = RunBlocking(*backend_, &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("EOPNOTSUPP"), std::string_view::npos) << s.ToString();
+}
+
 TEST_P(BackendTest, ReadPastEndOfFileIsShortAndOk) {
   DmaFile file = OpenDirect("eof.seg");
   auto buf = AllocAligned(64 << 10, file.memory_alignment_bytes());
