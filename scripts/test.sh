@@ -17,4 +17,11 @@ scripts/build.sh "${cmake_args[@]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+if [ "$mode" = "--asan" ]; then
+  # The plain run covers the full counts (200 kill -9 cycles, 1000 power-loss
+  # seeds); under the sanitizers every cycle is several times slower, so they
+  # run a sample that still crosses every code path.
+  export DMALOG_CRASH_CYCLES=${DMALOG_CRASH_CYCLES:-25}
+  export DMALOG_POWERLOSS_SEEDS=${DMALOG_POWERLOSS_SEEDS:-150}
+fi
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 --timeout 300 "${ctest_args[@]}"
