@@ -81,7 +81,9 @@ class ShardRecovery {
   // Probes of later segments use their own window: sharing window_ would
   // replace the bytes the current segment's scanner believes it holds.
   AlignedBuffer probe_window_;
-  uint64_t valid_end_ = 0;      // End of the last valid record of the segment being scanned.
+  uint64_t valid_end_ = 0;  // End of the last valid record of the segment being scanned.
+  // valid_end_ of each scanned segment, by index: where its clean end lies.
+  std::vector<uint64_t> valid_ends_;
   size_t last_data_index_ = 0;  // Last segment that holds a valid record.
   bool any_data_ = false;
 };
@@ -245,6 +247,7 @@ Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i) {
       if (!later.ok()) co_return later.status();
       if (!later->has_value()) {
         segment.end_bytes = AlignUp(valid_end_, segment.alignment_bytes());
+        valid_ends_[i] = valid_end_;
         co_return SegmentEnd::kNext;
       }
       damage = "unwritten space (a lost write)";
@@ -329,6 +332,8 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
   out_.index = std::make_unique<Index>();
   Status s = co_await OpenSegments();
   if (!s.ok()) co_return s;
+  valid_ends_.assign(out_.segments.size(), 0);
+  bool repaired = false;
   for (size_t i = 0; i < out_.segments.size(); ++i) {
     Result<SegmentEnd> end = co_await ScanSegment(i);
     if (!end.ok()) co_return end.status();
@@ -337,6 +342,7 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
       if (dropped) {
         s = co_await RepairTail(i, valid_end_);
         if (!s.ok()) co_return s;
+        repaired = true;
       }
       if (in_.mode == RecoveryMode::kPointInTime) {
         s = co_await DropSegmentsAfter(i);
@@ -347,6 +353,19 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
   }
   out_.active_index = any_data_ ? last_data_index_ : 0;
   Segment& active = *out_.segments[out_.active_index];
+  // A clean end inside an alignment block (the padding record that ended
+  // the last flush was lost: a torn write) must be padded before new writes
+  // start at the next aligned offset; otherwise the zero gap would read as a
+  // lost write in the middle of the log at the next open.
+  // (A gap shorter than a record header is one the scanner skips.)
+  const uint64_t clean_end = valid_ends_[out_.active_index];
+  if (!repaired &&
+      AlignUp(clean_end, active.alignment_bytes()) - clean_end >= format::kRecordHeaderBytes) {
+    Note(Where(out_.active_index, clean_end) +
+         ": the padding record ending the last flush is missing (a torn write): padded");
+    s = co_await RepairTail(out_.active_index, clean_end);
+    if (!s.ok()) co_return s;
+  }
   out_.write_offset_bytes = std::max(active.end_bytes, active.data_start_bytes());
   co_return std::move(out_);
 }
