@@ -130,6 +130,7 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   g.executor.backend.force_fallback = options_.force_io_fallback;
   g.executor.backend.require_io_uring = options_.require_direct_io;
   g.executor.backend.wrap = hooks.wrap_backend;
+  g.executor.backend.quiet = options_.quiet;
   g.executor.buffer_count = kReadBuffers;
   g.executor.buffer_size_bytes = kReadBufferBytes;
   Result<std::unique_ptr<sched::ExecutorGroup>> group = sched::ExecutorGroup::Start(g);
@@ -164,6 +165,7 @@ Status EngineImpl::OpenShards() {
     so.flush_bytes_max = options_.flush_bytes_max;
     so.recovery_mode = options_.recovery_mode;
     so.file_options.require_direct_io = options_.require_direct_io;
+    so.file_options.quiet = options_.quiet;
     // Every shard recovers at once, each on its own executor.
     opening.push_back(group_->submit_to(
         i, [so] { return Shard::Open(so); }, foreground_queue_[i]));

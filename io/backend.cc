@@ -117,7 +117,7 @@ Result<OpenedBackend> OpenInnerBackend(const BackendOptions& options) {
   }
   std::string reason =
       "io_uring unavailable (" + why.cause + "): using the thread-pool fallback; " + why.fix;
-  WarnOnce(reason);
+  if (!options.quiet) WarnOnce(reason);
   return OpenSync(options, std::move(reason));
 }
 }  // namespace

@@ -74,6 +74,9 @@ struct BackendOptions {
   bool force_fallback = false;
   // Fail instead of falling back to SyncBackend.
   bool require_io_uring = false;
+  // No warning line on stderr when falling back (the reason is still
+  // returned in OpenedBackend::fallback_reason).
+  bool quiet = false;
   // Worker threads of the SyncBackend.
   uint32_t sync_workers = 2;
   // Tests: wraps the opened backend (e.g. in a FaultBackend). Called on the

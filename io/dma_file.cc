@@ -121,7 +121,7 @@ Result<DmaFile> DmaFile::Open(const std::string& path, const DmaFileOptions& opt
                                      "ext4 or xfs, or allow buffered I/O",
                                  EINVAL);
     }
-    if (fd < 0) WarnNoDirectIoOnce(DirName(path));
+    if (fd < 0 && !options.quiet) WarnNoDirectIoOnce(DirName(path));
   }
   if (fd < 0) {
     fd = open(path.c_str(), flags, options.mode);

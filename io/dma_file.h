@@ -53,6 +53,8 @@ struct DmaFileOptions {
   bool require_direct_io = false;
   // Skip O_DIRECT (tools, tests); no warning.
   bool force_buffered = false;
+  // No warning line when falling back to buffered I/O.
+  bool quiet = false;
   uint32_t mode = 0644;
 };
 

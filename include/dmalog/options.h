@@ -53,6 +53,9 @@ struct Options {
   bool require_direct_io = false;
   // Use the thread-pool backend even where io_uring works (testing).
   bool force_io_fallback = false;
+  // Print no warning line on stderr when a fallback is taken; the reasons
+  // stay readable in Stats() (io_fallback, direct_io).
+  bool quiet = false;
 };
 
 struct WriteOptions {
