@@ -3,7 +3,8 @@
 # g++, cmake, GoogleTest and Google Benchmark come with the machine image.
 set -euo pipefail
 pkgs=(cmake g++ pkg-config liburing-dev libxxhash-dev libgflags-dev libgtest-dev
-      libbenchmark-dev libabsl-dev python3 librocksdb-dev rocksdb-tools fio xfsprogs)
+      libbenchmark-dev libabsl-dev python3 librocksdb-dev rocksdb-tools fio xfsprogs
+      clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
