@@ -1,9 +1,12 @@
 // Task<T>: a lazy, move-only coroutine that produces a T (cppcoro's model).
 //
 // A Task does nothing until it is awaited (or handed to an executor by
-// Executor::Spawn). Awaiting it starts it by symmetric transfer, and its
-// completion transfers straight back to the awaiter, so deep chains of
-// co_await neither recurse on the stack nor bounce through the scheduler.
+// Executor::Spawn). Awaiting it starts it at once. If it completes without
+// suspending, control returns to the awaiter by a plain return, so a loop
+// of co_awaits on tasks that finish synchronously never grows the stack,
+// even where the compiler does not turn symmetric transfer into a tail call
+// (GCC with AddressSanitizer). If it suspends, its completion resumes the
+// awaiter by symmetric transfer, without bouncing through the scheduler.
 // Tasks must not throw: an escaping exception terminates the process, since
 // no exception may cross the dmalog API. Lambdas that are coroutines must not
 // capture; pass what they need as parameters.
@@ -28,7 +31,13 @@ struct TaskPromiseBase {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-      std::coroutine_handle<> continuation = h.promise().continuation_;
+      TaskPromiseBase& promise = h.promise();
+      if (promise.starting_) {
+        // Finished inside the awaiter's resume() call: return to it.
+        promise.finished_while_starting_ = true;
+        return std::noop_coroutine();
+      }
+      std::coroutine_handle<> continuation = promise.continuation_;
       return continuation ? continuation : std::noop_coroutine();
     }
     void await_resume() noexcept {}
@@ -40,6 +49,8 @@ struct TaskPromiseBase {
   void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
   std::coroutine_handle<> continuation_;
+  bool starting_ = false;                 // Inside the awaiter's resume() call.
+  bool finished_while_starting_ = false;  // Completed without suspending.
 };
 
 template <typename T>
@@ -91,9 +102,15 @@ class [[nodiscard]] Task {
   struct [[nodiscard]] Awaiter {
     Handle handle;
     bool await_ready() const noexcept { return !handle || handle.done(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiter) noexcept {
-      handle.promise().set_continuation(awaiter);
-      return handle;
+    // Runs the task until it first suspends or finishes; suspends the
+    // awaiter only if the task is still running.
+    bool await_suspend(std::coroutine_handle<> awaiter) noexcept {
+      auto& promise = handle.promise();
+      promise.set_continuation(awaiter);
+      promise.starting_ = true;
+      handle.resume();
+      promise.starting_ = false;
+      return !promise.finished_while_starting_;
     }
     T await_resume() { return handle.promise().take(); }
   };
