@@ -43,6 +43,7 @@ Options DbOptions(const std::string& path) {
   o.db_path = path;
   o.shard_count = 1;
   o.segment_size_bytes = format::kSegmentSizeBytesMin;
+  o.quiet = true;
   return o;
 }
 

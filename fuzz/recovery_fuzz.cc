@@ -71,6 +71,7 @@ Options DbOptions(const std::string& path, RecoveryMode mode) {
   o.shard_count = 1;
   o.segment_size_bytes = kSegmentBytes;
   o.recovery_mode = mode;
+  o.quiet = true;
   return o;
 }
 
