@@ -278,10 +278,12 @@ Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
   for (uint64_t at = write_at; at < segment.file_size_bytes; at += kScanWindowBytes) {
     Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, kScanWindowBytes);
     if (!bytes.ok()) co_return bytes.status();
-    for (size_t k = 0; k < bytes->size(); ++k) {
-      if ((*bytes)[k] != 0) dirty_end = at + k + 1;
-    }
-    if (bytes->empty()) break;
+    const std::span<const uint8_t> view = *bytes;
+    if (view.empty()) break;
+    // The last non-zero byte of the window, scanning back from its end.
+    size_t k = view.size();
+    while (k > 0 && view[k - 1] == 0) --k;
+    if (k > 0) dirty_end = at + k;
   }
   AlignedBuffer block = AllocateAligned(align);
   if (valid_end % align != 0) {
