@@ -36,23 +36,39 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 artifacts="$BUILD_DIR/fuzz-artifacts"
 mkdir -p "$artifacts"
-failed=()
-for t in "${targets[@]}"; do
-  scratch="$BUILD_DIR/fuzz-scratch/$t"
+# Runs one target; its exit status says whether it found a crash.
+run_target() {
+  local t=$1
+  local scratch="$BUILD_DIR/fuzz-scratch/$t"
   rm -rf "$scratch"
   mkdir -p "$scratch"
   cp fuzz/corpus/"$t"/* "$scratch"/
   echo "fuzz: $t for ${seconds} s"
   # -timeout: one input taking longer is a hang (recovery_fuzz opens the
   # database about eight times per input).
-  if ! "$BUILD_DIR/$t" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 \
+  "$BUILD_DIR/$t" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 \
       -max_len="${max_len[$t]:-4096}" -print_final_stats=1 \
-      -artifact_prefix="$artifacts/$t-" "$scratch" >"$BUILD_DIR/fuzz-$t.log" 2>&1; then
-    tail -n 60 "$BUILD_DIR/fuzz-$t.log" >&2
-    failed+=("$t")
-  fi
-  grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
-    "$BUILD_DIR/fuzz-$t.log" | sed "s/^/fuzz: $t: /"
+      -artifact_prefix="$artifacts/$t-" "$scratch" >"$BUILD_DIR/fuzz-$t.log" 2>&1
+}
+# One target per CPU at a time (each fuzzer is single-threaded).
+parallel=$(nproc)
+failed=()
+for ((i = 0; i < ${#targets[@]}; i += parallel)); do
+  batch=("${targets[@]:i:parallel}")
+  pids=()
+  for t in "${batch[@]}"; do
+    run_target "$t" &
+    pids+=($!)
+  done
+  for j in "${!batch[@]}"; do
+    t=${batch[$j]}
+    if ! wait "${pids[$j]}"; then
+      tail -n 60 "$BUILD_DIR/fuzz-$t.log" >&2
+      failed+=("$t")
+    fi
+    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
+      "$BUILD_DIR/fuzz-$t.log" | sed "s/^/fuzz: $t: /"
+  done
 done
 if ((${#failed[@]})); then
   echo "fuzz: FAILED: ${failed[*]} (inputs in $artifacts, logs in $BUILD_DIR/fuzz-*.log)" >&2
