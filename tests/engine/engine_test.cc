@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <string>
 #include <thread>
@@ -173,6 +174,75 @@ TEST(EngineTest, BatchAcrossShardsIsRejectedUnlessHashTagged) {
   ASSERT_OK(db->Close());
   auto again = OpenOrDie(o);
   EXPECT_EQ(*again->Get("user:{7}:email"), "ann@x");
+}
+
+// Runs on one of the engine's executors, as an embedding application's code
+// would: coroutine forms for keys on this shard and on the other one.
+Task<void> CoroutineClient(Engine* db, std::promise<std::string>* done) {
+  std::string log;
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "co" + std::to_string(i);
+    Status s = co_await db->CoPut({}, key, "v" + std::to_string(i));
+    if (!s.ok()) log += "put " + key + ": " + s.ToString() + "; ";
+  }
+  WriteBatch batch;
+  if (!batch.Put("{t}:a", "1").ok() || !batch.Put("{t}:b", "2").ok()) log += "batch; ";
+  Status s = co_await db->CoWrite({}, batch);
+  if (!s.ok()) log += "write: " + s.ToString() + "; ";
+  s = co_await db->CoDelete({}, "co3");
+  if (!s.ok()) log += "delete: " + s.ToString() + "; ";
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "co" + std::to_string(i);
+    Result<std::string> v = co_await db->CoGet(key);
+    if (i == 3) {
+      if (!v.status().IsNotFound()) log += "co3 should be deleted; ";
+    } else if (!v.ok() || *v != "v" + std::to_string(i)) {
+      log += "get " + key + " wrong; ";
+    }
+  }
+  Result<std::string> b = co_await db->CoGet("{t}:b");
+  if (!b.ok() || *b != "2") log += "batch entry wrong; ";
+  done->set_value(log);
+}
+
+TEST(EngineTest, CoroutineFormsOnTheEnginesExecutors) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  std::promise<std::string> done;
+  ASSERT_OK(db->Spawn(0, CoroutineClient(db.get(), &done)));
+  EXPECT_EQ(done.get_future().get(), "");
+  EXPECT_EQ(*db->Get("co7"), "v7");  // And visible to blocking callers.
+  EXPECT_TRUE(db->Spawn(9, CoroutineClient(db.get(), &done)).IsInvalidArgument());
+}
+
+TEST(EngineTest, AsyncFormsCallBack) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  constexpr int kOps = 200;
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < kOps; ++i) {
+    keys.push_back("a" + std::to_string(i));
+    values.push_back(std::string(50, static_cast<char>('a' + i % 26)));
+  }
+  std::atomic<int> completed{0}, failed{0};
+  for (int i = 0; i < kOps; ++i) {
+    db->PutAsync({}, keys[i], values[i], [&](Status s) {
+      if (!s.ok()) failed.fetch_add(1);
+      completed.fetch_add(1);
+      completed.notify_all();
+    });
+  }
+  for (int seen = completed.load(); seen < kOps; seen = completed.load()) completed.wait(seen);
+  EXPECT_EQ(failed.load(), 0);
+  std::promise<Result<std::string>> got;
+  db->GetAsync(keys[42], [&](Result<std::string> v) { got.set_value(std::move(v)); });
+  Result<std::string> v = got.get_future().get();
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, values[42]);
 }
 
 }  // namespace
