@@ -5,9 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/aligned.h"
+
 namespace dmalog::engine {
 namespace {
-uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 // Appends that wait for room (a flush or a roll) before giving up; each wait
 // is one flush, so this is far above any real need.
 constexpr uint32_t kAppendWaitsMax = 1u << 20;

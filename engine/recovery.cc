@@ -31,22 +31,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/aligned.h"
 #include "engine/segment_scanner.h"
 
 namespace dmalog::engine {
 namespace {
-
-uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
-uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
-
-struct AlignedFree {
-  void operator()(uint8_t* p) const noexcept { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
-
-AlignedBuffer AllocateAligned(size_t bytes) {
-  return AlignedBuffer(static_cast<uint8_t*>(std::aligned_alloc(4096, AlignUp(bytes, 4096))));
-}
 
 // Upper bound on the segments of one shard that recovery will open.
 constexpr size_t kSegmentsPerShardMax = 1u << 20;

@@ -3,11 +3,9 @@
 #include <algorithm>
 #include <cassert>
 
+#include "engine/aligned.h"
+
 namespace dmalog::engine {
-namespace {
-uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
-uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
-}  // namespace
 
 SegmentScanner::SegmentScanner(const Segment& segment, uint64_t start_bytes, uint64_t limit_bytes,
                                uint8_t* window)

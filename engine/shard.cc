@@ -5,22 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/aligned.h"
 #include "engine/segment_scanner.h"
 #include "io/buffer_pool.h"
 #include "scheduler/executor.h"
 
 namespace dmalog::engine {
 namespace {
-uint64_t AlignDown(uint64_t v, uint64_t a) { return v - v % a; }
-uint64_t AlignUp(uint64_t v, uint64_t a) { return AlignDown(v + a - 1, a); }
-
-struct FreeDeleter {
-  void operator()(uint8_t* p) const noexcept { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
-AlignedBuffer AllocateAligned(uint64_t bytes) {
-  return AlignedBuffer(static_cast<uint8_t*>(std::aligned_alloc(4096, AlignUp(bytes, 4096))));
-}
 constexpr uint32_t kZeroBufferBytes = 1u << 20;
 }  // namespace
 
