@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(cmake g++ pkg-config liburing-dev libxxhash-dev libgflags-dev libgtest-dev
       libbenchmark-dev libabsl-dev python3 librocksdb-dev rocksdb-tools fio xfsprogs
-      clang-14 libclang-rt-14-dev)
+      clang-14 libclang-rt-14-dev libfuse3-dev fuse3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
