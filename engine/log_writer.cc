@@ -228,7 +228,11 @@ Task<void> LogWriter::FlushOne() {
   room_.NotifyAll();
   Status s = failed_;
   if (s.ok()) {
-    s = co_await batch.segment->file().WriteDurable(batch.buf.get(), padded, batch.offset_bytes);
+    // RWF_DSYNC, not a write linked to an fdatasync: 78 us against 100 us at
+    // the median here (bench/io_write_bench; the linked fdatasync goes
+    // through io-wq). The batch's range is all it has to make durable: the
+    // segment's size and extents were made durable when it was created.
+    s = co_await batch.segment->file().WriteDsync(batch.buf.get(), padded, batch.offset_bytes);
   }
   flush_in_flight_ = false;
   if (s.ok()) {

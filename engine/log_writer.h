@@ -2,8 +2,8 @@
 //
 // Records are encoded into the FILLING batch (an aligned buffer). A single
 // flusher coroutine takes the filling batch whenever no flush is in flight,
-// pads it to the segment's write alignment and writes it with one write
-// linked to an fdatasync (io::IoOp::kWriteFdatasync). Every record that
+// pads it to the segment's write alignment and writes it with one O_DIRECT
+// write flagged RWF_DSYNC (durable when it completes). Every record that
 // arrived while the previous flush was in flight therefore goes out in the
 // next one. Only after that flush succeeds are its records applied to the
 // index and their writers acknowledged.

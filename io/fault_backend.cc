@@ -1,6 +1,7 @@
 #include "io/fault_backend.h"
 
 #include <linux/falloc.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cassert>
@@ -18,7 +19,9 @@ struct FaultBackend::Op {
   UndoLog::Record* record = nullptr;  // Owned by undo_ (lives in its file).
   uint64_t short_bytes = 0;           // kShortTransfer: length of the first part, or 0.
   bool short_pending = false;
-  Status sync_fault;  // kWriteFdatasync: injected failure of the fdatasync half.
+  // kWriteFdatasync, or a kWrite with RWF_DSYNC: injected failure of the
+  // sync half (the write reaches the file unsynced, then the op fails).
+  Status sync_fault;
   bool torn = false;  // kTornWrite fired: only torn_kept_bytes reach the file.
   uint64_t torn_kept_bytes = 0;
   UndoLog::SyncPoint sync_point;  // Syncs: the file's state when submitted.
@@ -40,12 +43,22 @@ constexpr OpFilter kAllFilters[] = {OpFilter::kAny, OpFilter::kRead, OpFilter::k
 static_assert(std::size(kAllFilters) == kOpFilterCount);
 
 bool IsWriteOp(IoOp op) { return op == IoOp::kWrite || op == IoOp::kWriteFdatasync; }
-bool IsSyncOp(IoOp op) {
-  return op == IoOp::kFdatasync || op == IoOp::kFsync || op == IoOp::kWriteFdatasync;
+// A write that is its own sync: RWF_DSYNC makes it durable (its own range
+// only, as vfs_fsync_range does) before it completes.
+bool IsDsyncWrite(const IoRequest& req) {
+  return req.op == IoOp::kWrite && (req.rw_flags & RWF_DSYNC) != 0;
+}
+// Write and sync in one request.
+bool IsWriteAndSync(const IoRequest& req) {
+  return req.op == IoOp::kWriteFdatasync || IsDsyncWrite(req);
+}
+bool IsSyncOp(const IoRequest& req) {
+  return req.op == IoOp::kFdatasync || req.op == IoOp::kFsync || IsWriteAndSync(req);
 }
 bool ChangesFile(IoOp op) { return IsWriteOp(op) || op == IoOp::kFallocate; }
 
-bool Matches(OpFilter filter, IoOp op) {
+bool Matches(OpFilter filter, const IoRequest& req) {
+  const IoOp op = req.op;
   switch (filter) {
     case OpFilter::kAny:
       return true;
@@ -54,7 +67,7 @@ bool Matches(OpFilter filter, IoOp op) {
     case OpFilter::kWrite:
       return IsWriteOp(op);
     case OpFilter::kSync:
-      return IsSyncOp(op);
+      return IsSyncOp(req);
     case OpFilter::kFallocate:
       return op == IoOp::kFallocate;
   }
@@ -124,7 +137,7 @@ void FaultBackend::Submit(IoRequest* req) {
   op->user = req;
   ops_.emplace(&op->shadow, std::move(owned));
   for (OpFilter filter : kAllFilters) {
-    if (Matches(filter, req->op)) ops_seen_[static_cast<uint32_t>(filter)]++;
+    if (Matches(filter, *req)) ops_seen_[static_cast<uint32_t>(filter)]++;
   }
   if (dead_) return Finish(op, PowerLossStatus(*req));
   const std::optional<FaultSpec> fault = PickFault(*req);
@@ -138,7 +151,7 @@ std::optional<FaultSpec> FaultBackend::PickFault(const IoRequest& req) {
   std::optional<FaultSpec> chosen;
   for (auto it = rules_.begin(); it != rules_.end();) {
     const bool due =
-        Matches(it->spec.filter, req.op) && ops_seen(it->spec.filter) == it->fire_at_count;
+        Matches(it->spec.filter, req) && ops_seen(it->spec.filter) == it->fire_at_count;
     if (!due) {
       ++it;
       continue;
@@ -146,7 +159,7 @@ std::optional<FaultSpec> FaultBackend::PickFault(const IoRequest& req) {
     if (!chosen) chosen = it->spec;  // Rules due on the same op: the first armed wins.
     it = rules_.erase(it);
   }
-  if (!chosen && fail_probability_ > 0.0 && Matches(probability_spec_.filter, req.op)) {
+  if (!chosen && fail_probability_ > 0.0 && Matches(probability_spec_.filter, req)) {
     if (std::uniform_real_distribution<double>(0.0, 1.0)(fault_rng_) < fail_probability_) {
       chosen = probability_spec_;
     }
@@ -167,7 +180,7 @@ bool FaultBackend::ApplyFault(Op* op, const FaultSpec& spec) {
     case FaultKind::kENOSPC: {
       const int err = spec.kind == FaultKind::kEIO ? EIO : ENOSPC;
       CountFired(spec.kind);
-      if (req.op == IoOp::kWriteFdatasync && spec.filter == OpFilter::kSync) {
+      if (IsWriteAndSync(req) && spec.filter == OpFilter::kSync) {
         op->sync_fault = Injected(IoErrorStatus(IoOp::kFdatasync, req.path, 0, err));
         return false;
       }
@@ -216,7 +229,7 @@ void FaultBackend::FireTornWrite(Op* op) {
 
 Status FaultBackend::Track(Op* op) {
   const IoRequest& req = *op->user;
-  if (!ChangesFile(req.op) && !IsSyncOp(req.op)) return Status::OK();
+  if (!ChangesFile(req.op) && !IsSyncOp(req)) return Status::OK();
   if (req.op == IoOp::kFallocate && (req.fallocate_mode & ~kFallocateModesUndoable) != 0) {
     return Status::Unsupported("fallocate " + std::string(req.path) + ": mode " +
                                std::to_string(req.fallocate_mode) +
@@ -226,7 +239,9 @@ Status FaultBackend::Track(Op* op) {
   Result<UndoLog::File*> file = undo_.FileFor(req.fd, req.path);
   if (!file.ok()) return file.status();
   op->file = *file;
-  if (op->file != nullptr && IsSyncOp(req.op)) {
+  // A RWF_DSYNC write syncs only its own range: it keeps the empty SyncPoint,
+  // which covers no other record.
+  if (op->file != nullptr && IsSyncOp(req) && !IsDsyncWrite(req)) {
     Result<UndoLog::SyncPoint> point = undo_.BeginSync(op->file);
     if (!point.ok()) return point.status();
     op->sync_point = *point;
@@ -293,6 +308,8 @@ void FaultBackend::SubmitShadow(Op* op, IoOp shadow_op, uint64_t skip_bytes,
   shadow.offset_bytes = user.offset_bytes + skip_bytes;
   shadow.buf_index = user.buf_index;
   shadow.fallocate_mode = user.fallocate_mode;
+  // With a failing sync half injected, the write goes to the kernel unsynced.
+  shadow.rw_flags = op->sync_fault.ok() ? user.rw_flags : (user.rw_flags & ~RWF_DSYNC);
   shadow.max_transfer_bytes = user.max_transfer_bytes;
   shadow.path = user.path;
   shadow.io_class = user.io_class;
@@ -370,7 +387,7 @@ void FaultBackend::OnInnerCompletion(IoRequest* shadow) {
     if (!op->sync_fault.ok()) {
       st = op->sync_fault;
       user.sync_done = false;
-    } else if (op->file != nullptr && IsSyncOp(user.op) &&
+    } else if (op->file != nullptr && IsSyncOp(user) &&
                (user.op != IoOp::kWriteFdatasync || user.sync_done)) {
       undo_.Cover(op->file, op->sync_point, op->record);
     }

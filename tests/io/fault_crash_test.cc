@@ -1,6 +1,7 @@
 // FaultBackend: simulated crashes keep exactly what fdatasync covered, tear
 // and fill unsynced sectors, misdirect writes, and are seeded.
 #include <linux/falloc.h>
+#include <sys/uio.h>
 
 #include <cstring>
 #include <filesystem>
@@ -60,6 +61,37 @@ TEST_P(FaultBackendTest, CrashAcrossInterleavedFiles) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(ReadWholeFile(p1), want1) << report->ToString();
   EXPECT_EQ(ReadWholeFile(p2), want2) << report->ToString();
+  EXPECT_EQ(report->Count(CrashEvent::Kind::kDropped), 2u) << report->ToString();
+}
+
+// A RWF_DSYNC write is durable when it completes, but syncs its own range only
+// (vfs_fsync_range): an earlier plain write stays uncovered. A kSync fault on
+// it lets the write land unsynced and fails the request.
+TEST_P(FaultBackendTest, DsyncWriteCoversOnlyItself) {
+  std::unique_ptr<FaultBackend> fb = Open();
+  const std::string path = dir_.File("dsync");
+  const int fd = OpenFile(path);
+  AlignedBuf a = Pattern(kBlockBytes, 1), b = Pattern(kBlockBytes, 2), c = Pattern(kBlockBytes, 3);
+  ASSERT_OK(Write(*fb, fd, path, a.get(), kBlockBytes, 0));  // Plain, unsynced.
+  IoRequest dsync =
+      testing::MakeRequest(IoOp::kWrite, fd, b.get(), kBlockBytes, 2 * kBlockBytes, path);
+  dsync.rw_flags = RWF_DSYNC;
+  ASSERT_OK(RunBlocking(*fb, &dsync));
+  EXPECT_EQ(fb->uncovered_records(), 1u);  // a only.
+  fb->InjectAt(1, FaultSpec::Eio(OpFilter::kSync));
+  IoRequest failing =
+      testing::MakeRequest(IoOp::kWrite, fd, c.get(), kBlockBytes, 3 * kBlockBytes, path);
+  failing.rw_flags = RWF_DSYNC;
+  const Status st = RunBlocking(*fb, &failing);
+  EXPECT_TRUE(st.IsIOError()) << st.ToString();
+  EXPECT_EQ(failing.rw_flags, RWF_DSYNC);  // The caller's request is left as it was.
+  EXPECT_EQ(ReadWholeFile(path).size(), 4 * kBlockBytes);  // The write half landed.
+  EXPECT_EQ(fb->uncovered_records(), 2u);                  // a and c.
+  Result<CrashReport> report = fb->SimulateCrash(CrashOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  std::vector<uint8_t> want(2 * kBlockBytes, 0);
+  Overlay(&want, PatternVec(kBlockBytes, 2), 2 * kBlockBytes);
+  EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
   EXPECT_EQ(report->Count(CrashEvent::Kind::kDropped), 2u) << report->ToString();
 }
 

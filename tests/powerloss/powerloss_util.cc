@@ -1,5 +1,7 @@
 #include "tests/powerloss/powerloss_util.h"
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -49,6 +51,10 @@ class NoSyncBackend final : public io::Backend {
       req->op = io::IoOp::kWrite;
       converted_.insert(req);
     }
+    if (req->op == io::IoOp::kWrite && (req->rw_flags & RWF_DSYNC) != 0 && req->offset_bytes > 0) {
+      req->rw_flags &= ~RWF_DSYNC;
+      undsynced_.insert(req);
+    }
     inner_->Submit(req);
   }
   Status Poll(int64_t timeout_ns) override { return inner_->Poll(timeout_ns); }
@@ -58,6 +64,7 @@ class NoSyncBackend final : public io::Backend {
       req->op = io::IoOp::kWriteFdatasync;
       req->sync_done = req->status.ok();
     }
+    if (req != nullptr && undsynced_.erase(req) > 0) req->rw_flags |= RWF_DSYNC;
     return req;
   }
   void Wake() override { inner_->Wake(); }
@@ -67,7 +74,8 @@ class NoSyncBackend final : public io::Backend {
 
  private:
   std::unique_ptr<io::Backend> inner_;
-  std::unordered_set<io::IoRequest*> converted_;
+  std::unordered_set<io::IoRequest*> converted_;  // kWriteFdatasync sent as kWrite.
+  std::unordered_set<io::IoRequest*> undsynced_;  // RWF_DSYNC writes sent without the flag.
 };
 
 // Each shard's FaultBackend (owned by the engine), captured at open.
