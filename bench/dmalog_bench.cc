@@ -35,6 +35,8 @@ DEFINE_bool(use_existing_db, false, "keep the database instead of starting empty
 DEFINE_int32(shards, 0, "shards for a new database (0: one per CPU)");
 DEFINE_uint64(segment_size_bytes, 64ull << 20, "segment size for a new database");
 DEFINE_int64(seed, 301, "random seed");
+DEFINE_int32(idle_poll_us, -1, "Options::idle_poll_us (-1: the engine's default)");
+DEFINE_int32(caller_spin_us, -1, "Options::caller_spin_us (-1: the engine's default)");
 
 namespace {
 
@@ -222,6 +224,10 @@ int main(int argc, char** argv) {
   options.db_path = FLAGS_db;
   options.shard_count = static_cast<uint32_t>(FLAGS_shards);
   options.segment_size_bytes = FLAGS_segment_size_bytes;
+  if (FLAGS_idle_poll_us >= 0) options.idle_poll_us = static_cast<uint32_t>(FLAGS_idle_poll_us);
+  if (FLAGS_caller_spin_us >= 0) {
+    options.caller_spin_us = static_cast<uint32_t>(FLAGS_caller_spin_us);
+  }
   dmalog::Result<std::unique_ptr<dmalog::Engine>> db = dmalog::Engine::Open(options);
   if (!db.ok()) {
     std::fprintf(stderr, "dmalog_bench: %s\n", db.status().ToString().c_str());

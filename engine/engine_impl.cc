@@ -94,7 +94,8 @@ EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t 
     : options_(options),
       lock_(std::move(lock)),
       shard_count_(shard_count),
-      segment_size_bytes_(segment_size_bytes) {}
+      segment_size_bytes_(segment_size_bytes),
+      caller_wait_(uint64_t{options.caller_spin_us} * 1000) {}
 
 Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options, const EngineHooks& hooks) {
   DMALOG_RETURN_IF_ERROR(ValidateOptions(options));
@@ -131,6 +132,7 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   g.executor.backend.require_io_uring = options_.require_direct_io;
   g.executor.backend.wrap = hooks.wrap_backend;
   g.executor.backend.quiet = options_.quiet;
+  g.executor.idle_poll = std::chrono::microseconds(options_.idle_poll_us);
   g.executor.buffer_count = kReadBuffers;
   g.executor.buffer_size_bytes = kReadBufferBytes;
   Result<std::unique_ptr<sched::ExecutorGroup>> group = sched::ExecutorGroup::Start(g);
@@ -262,7 +264,7 @@ Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::Record
   request.value = value;
   request.entries = entries;
   request.sync = o.sync;
-  return PostWriteAndWait(*group_, i, request);
+  return PostWriteAndWait(*group_, i, request, caller_wait_);
 }
 
 Status EngineImpl::Put(const WriteOptions& o, std::string_view key, std::string_view value) {
@@ -287,7 +289,7 @@ Result<std::string> EngineImpl::Get(std::string_view key) {
   GetRequest request;
   request.shard = shards_[i].get();
   request.key = key;
-  return PostGetAndWait(*group_, i, request);
+  return PostGetAndWait(*group_, i, request, caller_wait_);
 }
 
 Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {

@@ -72,6 +72,7 @@ class EngineImpl final : public Engine {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> closed_{false};
   DeferredErrors deferred_errors_;
+  CallerWait caller_wait_;
 };
 
 }  // namespace dmalog::engine

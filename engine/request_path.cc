@@ -48,10 +48,8 @@ void Signal(Blocking* b) {
   b->done.store(1, std::memory_order_release);
   b->done.notify_one();
 }
-template <typename Blocking>
-void Await(Blocking& b) {
-  while (b.done.load(std::memory_order_acquire) == 0) b.done.wait(0, std::memory_order_acquire);
-}
+// Spinning reads the clock once every this many polls.
+constexpr uint32_t kSpinPollsPerClockRead = 64;
 
 // ---- Heap-owned requests.
 struct OwnedWrite : WriteRequest {
@@ -67,23 +65,38 @@ struct AsyncGet : GetRequest {
 
 }  // namespace
 
-Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request) {
+void CallerWait::Await(std::atomic<uint32_t>& done) {
+  const uint32_t others = waiting_.fetch_add(1, std::memory_order_relaxed);
+  if (others == 0 && spin_ns_ > 0) {
+    const uint64_t deadline_ns = sched::Executor::NowNs() + spin_ns_;
+    // Bounded by the spin window.
+    for (uint32_t polls = 1; done.load(std::memory_order_acquire) == 0; ++polls) {
+      if (polls % kSpinPollsPerClockRead == 0 && sched::Executor::NowNs() >= deadline_ns) break;
+      sched::CpuRelax();
+    }
+  }
+  while (done.load(std::memory_order_acquire) == 0) done.wait(0, std::memory_order_acquire);
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request,
+                        CallerWait& wait) {
   BlockingWrite b;
   static_cast<WriteRequest&>(b) = request;
   b.complete = [](WriteRequest* r) { Signal(static_cast<BlockingWrite*>(r)); };
   Post(group, shard_index, &b);
-  Await(b);
+  wait.Await(b.done);
   return std::move(b.status);
 }
 
 Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_index,
-                                   GetRequest& request) {
+                                   GetRequest& request, CallerWait& wait) {
   BlockingGet b;
   b.shard = request.shard;
   b.key = request.key;
   b.complete = [](GetRequest* r) { Signal(static_cast<BlockingGet*>(r)); };
   Post(group, shard_index, &b);
-  Await(b);
+  wait.Await(b.done);
   return std::move(b.result);
 }
 

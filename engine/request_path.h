@@ -9,6 +9,7 @@
 //   later call from the same thread (a Get) is served after it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -19,10 +20,27 @@
 
 namespace dmalog::engine {
 
-// Posts `request` to `shard_index` and waits until it completes.
-Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request);
+// How blocking callers wait: a caller that is the only one in flight spins
+// for up to `spin_ns` before it sleeps, so its answer costs no thread
+// wake-up (tens of microseconds on a VM). With more callers in flight they
+// all sleep: spinning threads would take the CPUs the executors need.
+class CallerWait {
+ public:
+  explicit CallerWait(uint64_t spin_ns) : spin_ns_(spin_ns) {}
+  // Waits until `done` becomes non-zero.
+  void Await(std::atomic<uint32_t>& done);
+
+ private:
+  const uint64_t spin_ns_;
+  std::atomic<uint32_t> waiting_{0};  // Blocking calls waiting now.
+};
+
+// Posts `request` to `shard_index` and waits (through `wait`, which outlives
+// the call) until it completes.
+Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, WriteRequest& request,
+                        CallerWait& wait);
 Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_index,
-                                   GetRequest& request);
+                                   GetRequest& request, CallerWait& wait);
 
 // Errors of writes that completed after their caller returned (sync =
 // false): kept here and reported by the engine's next write call.

@@ -312,7 +312,8 @@ void Executor::Loop() {
     if (dispatcher_->in_flight() > 0) ReapIo(0);
     if (AnyRunnable()) {
       RunSlice();
-    } else {
+      last_work_ns_ = NowNs();
+    } else if (!IdlePoll()) {
       Sleep();
     }
   }
@@ -321,6 +322,21 @@ void Executor::Loop() {
 bool Executor::AnyRunnable() const noexcept {
   for (uint32_t i = 0; i < queue_count_; ++i) {
     if (!queues_[i]->empty()) return true;
+  }
+  return false;
+}
+
+bool Executor::IdlePoll() {
+  const uint64_t poll_ns = static_cast<uint64_t>(options_.idle_poll.count());
+  if (poll_ns == 0 || pending_count_ > 0) return false;
+  // Bounded by the poll window (each round takes at least a clock read).
+  for (uint64_t now_ns = NowNs(); now_ns < last_work_ns_ + poll_ns; now_ns = NowNs()) {
+    if (HasIncoming() || (!timers_.empty() && timers_.next_deadline_ns() <= now_ns)) return true;
+    if (dispatcher_->in_flight() > 0) {
+      ReapIo(0);
+      if (AnyRunnable()) return true;
+    }
+    CpuRelax();
   }
   return false;
 }
