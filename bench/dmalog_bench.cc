@@ -106,11 +106,19 @@ void RunBlocking(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   }
 }
 
-// --inflight operations in flight through the asynchronous API.
+// --inflight operations in flight through the asynchronous API. Callbacks
+// run on executor threads; each records into its own slot and its own
+// latency cell (no lock, as db_bench keeps per-thread stats), and the
+// thread sums the slots at the end.
 struct Slot {
   std::string key;
   std::string value;
   Clock::time_point start;
+  float* latency_us = nullptr;  // Cell of the operation in flight.
+  uint64_t ops = 0;
+  uint64_t found = 0;
+  uint64_t bytes = 0;
+  ThreadResult errors;  // Only errors and first_error are used.
   std::atomic<bool> busy{false};
 };
 
@@ -119,23 +127,21 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
   const dmalog::WriteOptions wo{FLAGS_sync};
   std::vector<Slot> slots(FLAGS_inflight);
-  std::mutex mu;  // Guards r from the callbacks (they run on executor threads).
+  std::vector<float> latencies_us(count);
   for (int64_t i = 0; i < count; ++i) {
     Slot& slot = slots[i % slots.size()];
     slot.busy.wait(true, std::memory_order_acquire);
     slot.key = MakeKey(KeyFor(op, thread, i, rng));
+    slot.latency_us = &latencies_us[i];
     slot.busy.store(true, std::memory_order_relaxed);
     slot.start = Clock::now();
-    auto finish = [&r, &mu, &slot](const dmalog::Status& s, uint64_t bytes, bool found) {
-      const float us = std::chrono::duration<float, std::micro>(Clock::now() - slot.start).count();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        RecordStatus(r, s);
-        r.latencies_us.push_back(us);
-        r.bytes += bytes;
-        r.found += found ? 1 : 0;
-        ++r.ops;
-      }
+    auto finish = [&slot](const dmalog::Status& s, uint64_t bytes, bool found) {
+      *slot.latency_us =
+          std::chrono::duration<float, std::micro>(Clock::now() - slot.start).count();
+      RecordStatus(slot.errors, s);
+      slot.bytes += bytes;
+      slot.found += found ? 1 : 0;
+      ++slot.ops;
       slot.busy.store(false, std::memory_order_release);
       slot.busy.notify_one();
     };
@@ -152,7 +158,15 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
       });
     }
   }
-  for (Slot& slot : slots) slot.busy.wait(true, std::memory_order_acquire);
+  for (Slot& slot : slots) {
+    slot.busy.wait(true, std::memory_order_acquire);
+    r.ops += slot.ops;
+    r.found += slot.found;
+    r.bytes += slot.bytes;
+    r.errors += slot.errors.errors;
+    if (r.first_error.empty()) r.first_error = slot.errors.first_error;
+  }
+  r.latencies_us.insert(r.latencies_us.end(), latencies_us.begin(), latencies_us.end());
 }
 
 void RunReadSeq(dmalog::Engine& db, ThreadResult& r) {
