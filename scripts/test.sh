@@ -28,5 +28,6 @@ if [ "$mode" = "--asan" ]; then
   # run a sample that still crosses every code path.
   export DMALOG_CRASH_CYCLES=${DMALOG_CRASH_CYCLES:-25}
   export DMALOG_POWERLOSS_SEEDS=${DMALOG_POWERLOSS_SEEDS:-150}
+  export DMALOG_POWERCUT_CYCLES=${DMALOG_POWERCUT_CYCLES:-20}
 fi
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 --timeout 300 "${ctest_args[@]}"

@@ -14,7 +14,10 @@
 //
 // Cuts land anywhere: in open and recovery, group commits, segment
 // roll-over, and preparation of the next segment (4 MiB segments fill in
-// about a second; the summary counts the cuts that left a `.seg.tmp`).
+// about a second). Every kTargetedCutEvery-th cycle cuts the moment a
+// segment under construction (`.seg.tmp`) appears. Most such files are gone
+// after the replay (their creation was not committed to the journal yet);
+// the summary counts the ones that survived.
 //
 //   ctest -L powercut                                     # 50 cycles per filesystem
 //   build/shutdown_test --cycles=500 --seed=7             # a long run
@@ -76,7 +79,7 @@ struct Totals {
   uint64_t cycles = 0;
   uint64_t cut_mid_run = 0;          // Stress had acknowledged writes when the cut stopped it.
   uint64_t cut_in_open = 0;          // The cut stopped stress before its first write.
-  uint64_t cut_in_prepare = 0;       // A .seg.tmp was left: cut during segment preparation.
+  uint64_t cut_in_prepare = 0;       // A .seg.tmp survived the replay: cut during preparation.
   uint64_t targeted = 0;             // Cycles that waited for a segment under construction.
   uint64_t targeted_hit = 0;         // ... and saw one before the cut.
   uint64_t stress_killed = 0;        // Still running kStressExitTimeoutMs after the cut.
@@ -189,12 +192,12 @@ void PrintTotals(const FsSpec& spec, uint64_t seed, const Totals& t) {
   line << "powercut " << spec.type << ": seed " << seed << ", cut mid-run " << t.cut_mid_run
        << ", cut in open " << t.cut_in_open << ", targeted cuts " << t.targeted
        << " (saw a segment under construction " << t.targeted_hit
-       << "), cut during segment preparation " << t.cut_in_prepare
-       << ", stress killed after timeout " << t.stress_killed << ", keys checked " << t.keys_checked
-       << ", pending writes resolved " << t.pending_resolved << ", other mismatches "
-       << t.other_mismatches << "; cycles " << t.cycles << ", operations checked "
-       << t.operations_checked << ", acknowledged writes lost " << t.lost << ", failed opens "
-       << t.failed_opens << ", resurrected deletes " << t.resurrected << "\n";
+       << "), left a .seg.tmp after replay " << t.cut_in_prepare << ", stress killed after timeout "
+       << t.stress_killed << ", keys checked " << t.keys_checked << ", pending writes resolved "
+       << t.pending_resolved << ", other mismatches " << t.other_mismatches << "; cycles "
+       << t.cycles << ", operations checked " << t.operations_checked
+       << ", acknowledged writes lost " << t.lost << ", failed opens " << t.failed_opens
+       << ", resurrected deletes " << t.resurrected << "\n";
   std::fputs(line.str().c_str(), stdout);
   std::fflush(stdout);
 }
