@@ -109,6 +109,10 @@ Result<FlushLog> ReadFlushLog(const std::string& path) {
     log.records.push_back(r);
   }
   close(fd);
+  if (s.ok() && at < static_cast<uint64_t>(end)) {
+    s = Status::InvalidArgument(path + ": more than " + std::to_string(kLogRecordsMax) +
+                                " records (kLogRecordsMax): shorten the workload");
+  }
   if (!s.ok()) return s;
   return log;
 }

@@ -290,7 +290,9 @@ TEST(FlushReplay, EveryFlushPointKeepsEveryAcknowledgedWrite) {
   PrintSummary("replay", *rec, *r);
   EXPECT_GT(rec->segments, kShards * 2) << "the workload should roll segments";
   EXPECT_GT(r->acked_checked, 0u);
-  EXPECT_EQ(r->failures, 0u) << r->messages[0];
+  std::string failed;
+  for (const std::string& m : r->messages) failed += m + "\n";
+  EXPECT_EQ(r->failures, 0u) << failed;
 }
 
 // The checker must see loss, two ways. A build whose group commits skip

@@ -44,6 +44,8 @@ namespace {
 namespace lf = dmalog::replay::logfs;
 
 struct State {
+  std::string backing_path;
+  std::string log_path;
   int backing_fd = -1;
   int log_fd = -1;
   uint64_t size_bytes = 0;
@@ -51,9 +53,13 @@ struct State {
   uint64_t zeroes = 0;
   uint64_t flushes = 0;
   uint64_t write_bytes = 0;
+  uint64_t last_time_ns = 0;  // Of the last record: the log is in arrival order.
   bool failed = false;
 };
 State g;  // One filesystem per process; FUSE callbacks take no context.
+
+// Each read/write/append loop makes progress every pass; this bounds them.
+constexpr int kIoPassesMax = 1024;
 
 const std::string kDiskPath = std::string("/") + lf::kDiskFileName;
 
@@ -77,13 +83,15 @@ int Fail(const char* operation, const char* file, int err) {
 int AppendRecord(uint32_t type, uint64_t time_ns, uint64_t offset, uint64_t length,
                  const char* data) {
   assert((type == lf::kRecordWrite) == (data != nullptr));
+  assert(time_ns >= g.last_time_ns);  // Single-threaded: requests in arrival order.
+  g.last_time_ns = time_ns;
   lf::RecordHeader header{type, 0, time_ns, offset, length};
   const size_t data_bytes = data != nullptr ? length : 0;
   iovec iov[2] = {{&header, sizeof(header)}, {const_cast<char*>(data), data_bytes}};
   const size_t total = sizeof(header) + data_bytes;
   // A bounded loop: each pass writes at least one byte or fails.
   size_t done = 0;
-  for (int pass = 0; done < total && pass < 1024; ++pass) {
+  for (int pass = 0; done < total && pass < kIoPassesMax; ++pass) {
     const size_t skip = done;
     iovec part[2];
     int count = 0;
@@ -97,10 +105,10 @@ int AppendRecord(uint32_t type, uint64_t time_ns, uint64_t offset, uint64_t leng
     }
     const ssize_t n = writev(g.log_fd, part, count);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Fail("appending to the log", "LOG_FILE", n < 0 ? errno : EIO);
+    if (n <= 0) return Fail("appending to the log", g.log_path.c_str(), n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);
   }
-  return done == total ? 0 : Fail("appending to the log", "LOG_FILE", EIO);
+  return done == total ? 0 : Fail("appending to the log", g.log_path.c_str(), EIO);
 }
 
 int GetAttr(const char* path, struct stat* st, fuse_file_info* /*fi*/) {
@@ -144,10 +152,10 @@ int Read(const char* path, char* buf, size_t size, off_t offset, fuse_file_info*
   if (kDiskPath != path) return -ENOENT;
   const size_t want = InDisk(offset, size);
   size_t done = 0;
-  for (int pass = 0; done < want && pass < 1024; ++pass) {
+  for (int pass = 0; done < want && pass < kIoPassesMax; ++pass) {
     const ssize_t n = pread(g.backing_fd, buf + done, want - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail("pread", "BACKING_FILE", errno);
+    if (n < 0) return Fail("pread", g.backing_path.c_str(), errno);
     if (n == 0) break;  // Never: the backing file is SIZE_BYTES long.
     done += static_cast<size_t>(n);
   }
@@ -161,10 +169,10 @@ int Write(const char* path, const char* buf, size_t size, off_t offset, fuse_fil
   assert(size <= lf::kWriteBytesMax);
   if (InDisk(offset, size) != size) return -ENOSPC;  // Past the end of the disk.
   size_t done = 0;
-  for (int pass = 0; done < size && pass < 1024; ++pass) {
+  for (int pass = 0; done < size && pass < kIoPassesMax; ++pass) {
     const ssize_t n = pwrite(g.backing_fd, buf + done, size - done, offset + done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Fail("pwrite", "BACKING_FILE", n < 0 ? errno : EIO);
+    if (n <= 0) return Fail("pwrite", g.backing_path.c_str(), n < 0 ? errno : EIO);
     done += static_cast<size_t>(n);
   }
   assert(done == size);
@@ -197,7 +205,7 @@ int Fallocate(const char* path, int mode, off_t offset, off_t length, fuse_file_
   if (length <= 0 || InDisk(offset, length) != static_cast<size_t>(length)) return -EINVAL;
   // Both modes leave the range reading as zeros; punch a hole either way.
   if (fallocate(g.backing_fd, kPunch, offset, length) != 0) {
-    return Fail("fallocate", "BACKING_FILE", errno);
+    return Fail("fallocate", g.backing_path.c_str(), errno);
   }
   const int rc = AppendRecord(lf::kRecordZero, now_ns, static_cast<uint64_t>(offset),
                               static_cast<uint64_t>(length), nullptr);
@@ -234,6 +242,8 @@ int Usage() {
 int main(int argc, char** argv) {
   if (argc != 5) return Usage();
   const std::string backing = argv[1], log = argv[2], mount_point = argv[4];
+  g.backing_path = backing;
+  g.log_path = log;
   g.size_bytes = std::strtoull(argv[3], nullptr, 10);
   if (g.size_bytes == 0 || g.size_bytes % 4096 != 0 || g.size_bytes > lf::kDiskSizeBytesMax) {
     std::fprintf(stderr, "dmalog_logfs: SIZE_BYTES must be a multiple of 4096 up to %llu\n",
