@@ -134,7 +134,7 @@ uint64_t TestFlag(const std::string& name, const char* env, uint64_t fallback) {
 }
 
 std::string LoopMountUnavailable(const std::vector<std::string>& programs) {
-  if (geteuid() != 0) return "needs root (losetup, mount and FS_IOC_SHUTDOWN); run as root";
+  if (geteuid() != 0) return "needs root to attach loop devices and mount them; run as root";
   if (access("/dev/loop-control", F_OK) != 0) {
     return "/dev/loop-control is missing: no loop devices here (modprobe loop, or give the "
            "container access to loop devices)";
