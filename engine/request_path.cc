@@ -38,15 +38,14 @@ void Post(sched::ExecutorGroup& group, uint32_t shard_index, Request* request) {
 
 // ---- Blocking: the request lives on the caller's stack.
 struct BlockingWrite : WriteRequest {
-  std::atomic<uint32_t> done{0};
+  sched::WakeWord done;
 };
 struct BlockingGet : GetRequest {
-  std::atomic<uint32_t> done{0};
+  sched::WakeWord done;
 };
 template <typename Blocking>
 void Signal(Blocking* b) {
-  b->done.store(1, std::memory_order_release);
-  b->done.notify_one();
+  b->done.Signal();
 }
 // Spinning reads the clock once every this many polls.
 constexpr uint32_t kSpinPollsPerClockRead = 64;
@@ -65,17 +64,17 @@ struct AsyncGet : GetRequest {
 
 }  // namespace
 
-void CallerWait::Await(std::atomic<uint32_t>& done) {
+void CallerWait::Await(sched::WakeWord& done) {
   const uint32_t others = waiting_.fetch_add(1, std::memory_order_relaxed);
   if (others == 0 && spin_ns_ > 0) {
     const uint64_t deadline_ns = sched::Executor::NowNs() + spin_ns_;
     // Bounded by the spin window.
-    for (uint32_t polls = 1; done.load(std::memory_order_acquire) == 0; ++polls) {
+    for (uint32_t polls = 1; !done.signalled(); ++polls) {
       if (polls % kSpinPollsPerClockRead == 0 && sched::Executor::NowNs() >= deadline_ns) break;
       sched::CpuRelax();
     }
   }
-  while (done.load(std::memory_order_acquire) == 0) done.wait(0, std::memory_order_acquire);
+  done.Wait();
   waiting_.fetch_sub(1, std::memory_order_relaxed);
 }
 

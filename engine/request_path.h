@@ -17,6 +17,7 @@
 #include "dmalog/engine.h"
 #include "engine/requests.h"
 #include "scheduler/executor_group.h"
+#include "scheduler/wake_word.h"
 
 namespace dmalog::engine {
 
@@ -27,8 +28,8 @@ namespace dmalog::engine {
 class CallerWait {
  public:
   explicit CallerWait(uint64_t spin_ns) : spin_ns_(spin_ns) {}
-  // Waits until `done` becomes non-zero.
-  void Await(std::atomic<uint32_t>& done);
+  // Waits until `done` is signalled.
+  void Await(sched::WakeWord& done);
 
  private:
   const uint64_t spin_ns_;
