@@ -1,6 +1,5 @@
 #include "tests/powerloss/powerloss_util.h"
 
-#include <sys/uio.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -10,13 +9,13 @@
 #include <mutex>
 #include <random>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include "dmalog/engine.h"
 #include "engine/engine_hooks.h"
 #include "io/fault_backend.h"
 #include "scheduler/executor.h"
+#include "tests/nosync_backend.h"
 #include "tools/expected_state.cc"  // NOLINT: the stress tool's expected state and checks.
 
 namespace dmalog::testing {
@@ -32,51 +31,6 @@ constexpr uint32_t kBatchPercent = 15;
 constexpr uint32_t kDeletePercent = 20;
 constexpr uint32_t kShardsMax = 2;
 static_assert(kKeys % stress::kGroupKeys == 0 && kKeys / stress::kGroupKeys >= kWriterThreads);
-
-// io::Backend that skips the fdatasync of every group commit: a
-// kWriteFdatasync becomes a plain write whose sync "succeeded", so the data
-// stays unsynced in the FaultBackend's undo log. (A build that forgot to
-// sync the log. A segment header, written at offset 0, keeps its sync, so
-// the loss shows as lost records, not as a missing segment.)
-class NoSyncBackend final : public io::Backend {
- public:
-  // Takes ownership of `inner` (not null).
-  explicit NoSyncBackend(std::unique_ptr<io::Backend> inner) : inner_(std::move(inner)) {}
-  io::BackendKind kind() const noexcept override { return inner_->kind(); }
-  std::string Describe() const override { return "nosync(" + inner_->Describe() + ")"; }
-  uint32_t capacity() const noexcept override { return inner_->capacity(); }
-  uint32_t in_flight() const noexcept override { return inner_->in_flight(); }
-  void Submit(io::IoRequest* req) override {
-    if (req->op == io::IoOp::kWriteFdatasync && req->offset_bytes > 0) {
-      req->op = io::IoOp::kWrite;
-      converted_.insert(req);
-    }
-    if (req->op == io::IoOp::kWrite && (req->rw_flags & RWF_DSYNC) != 0 && req->offset_bytes > 0) {
-      req->rw_flags &= ~RWF_DSYNC;
-      undsynced_.insert(req);
-    }
-    inner_->Submit(req);
-  }
-  Status Poll(int64_t timeout_ns) override { return inner_->Poll(timeout_ns); }
-  io::IoRequest* PopCompleted() override {
-    io::IoRequest* req = inner_->PopCompleted();
-    if (req != nullptr && converted_.erase(req) > 0) {
-      req->op = io::IoOp::kWriteFdatasync;
-      req->sync_done = req->status.ok();
-    }
-    if (req != nullptr && undsynced_.erase(req) > 0) req->rw_flags |= RWF_DSYNC;
-    return req;
-  }
-  void Wake() override { inner_->Wake(); }
-  Status RegisterBuffers(std::span<const iovec> buffers) override {
-    return inner_->RegisterBuffers(buffers);
-  }
-
- private:
-  std::unique_ptr<io::Backend> inner_;
-  std::unordered_set<io::IoRequest*> converted_;  // kWriteFdatasync sent as kWrite.
-  std::unordered_set<io::IoRequest*> undsynced_;  // RWF_DSYNC writes sent without the flag.
-};
 
 // Each shard's FaultBackend (owned by the engine), captured at open.
 class Backends {

@@ -24,8 +24,8 @@
 #include <filesystem>
 
 #include "engine/engine_hooks.h"
+#include "tests/nosync_backend.h"
 #include "tests/replay/flush_log_util.h"
-#include "tests/replay/nosync_backend.h"
 #include "tests/replay/replay_util.h"
 #include "tests/replay/workload_util.h"
 #include "tests/test_util.h"

@@ -1,9 +1,9 @@
 // io::Backend that skips the fdatasync of every group commit, for proving
-// that the flush-point replay sees a missing fdatasync: a kWriteFdatasync
-// becomes a plain write whose sync "succeeded", and an RWF_DSYNC write loses
-// the flag. Writes at offset 0 (segment headers) keep their sync, so the loss
-// shows as lost records, not as a missing segment. (The same wrapper as the
-// power-loss suite's, tests/powerloss/powerloss_util.cc.)
+// that a durability suite sees a missing fdatasync (the simulated power-loss
+// suite and the flush-point replay both must fail with it): a
+// kWriteFdatasync becomes a plain write whose sync "succeeded", and an
+// RWF_DSYNC write loses the flag. Writes at offset 0 (segment headers) keep
+// their sync, so the loss shows as lost records, not as a missing segment.
 #pragma once
 
 #include <sys/uio.h>
