@@ -1,6 +1,5 @@
 #include "tests/powerloss/powerloss_util.h"
 
-
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
