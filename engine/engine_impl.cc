@@ -95,7 +95,9 @@ EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t 
       lock_(std::move(lock)),
       shard_count_(shard_count),
       segment_size_bytes_(segment_size_bytes),
-      caller_wait_(uint64_t{options.caller_spin_us} * 1000) {}
+      // On one CPU a spinning caller would only delay the executor it waits for.
+      caller_wait_(std::thread::hardware_concurrency() > 1 ? uint64_t{options.caller_spin_us} * 1000
+                                                           : 0) {}
 
 Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options, const EngineHooks& hooks) {
   DMALOG_RETURN_IF_ERROR(ValidateOptions(options));

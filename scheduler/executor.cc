@@ -328,14 +328,12 @@ bool Executor::AnyRunnable() const noexcept {
 
 bool Executor::IdlePoll() {
   const uint64_t poll_ns = static_cast<uint64_t>(options_.idle_poll.count());
-  if (poll_ns == 0 || pending_count_ > 0) return false;
+  // With I/O in flight, sleep: completing it may need a kernel worker (an
+  // RWF_DSYNC write does), and polling would keep it off the CPU.
+  if (poll_ns == 0 || pending_count_ > 0 || dispatcher_->in_flight() > 0) return false;
   // Bounded by the poll window (each round takes at least a clock read).
   for (uint64_t now_ns = NowNs(); now_ns < last_work_ns_ + poll_ns; now_ns = NowNs()) {
     if (HasIncoming() || (!timers_.empty() && timers_.next_deadline_ns() <= now_ns)) return true;
-    if (dispatcher_->in_flight() > 0) {
-      ReapIo(0);
-      if (AnyRunnable()) return true;
-    }
     CpuRelax();
   }
   return false;

@@ -72,10 +72,11 @@ struct ExecutorOptions {
   uint32_t buffer_size_bytes = 128u << 10;
   // A queue runs at most this long before the executor picks again.
   std::chrono::nanoseconds task_quota = std::chrono::microseconds(500);
-  // Before sleeping, poll the ring and the inboxes for this long after the
-  // last work (Seastar's --idle-poll-time-us): a completion or a message
-  // that arrives meanwhile costs no wake-up (tens of microseconds on a VM).
-  // Burns the CPU while polling; zero sleeps at once.
+  // Before sleeping with no I/O in flight, poll the inboxes for this long
+  // after the last work (as Seastar's --idle-poll-time-us): a message that
+  // arrives meanwhile costs its sender no wake-up syscall and the executor
+  // no wake-up (tens of microseconds on a VM). Burns the CPU while polling;
+  // zero sleeps at once.
   std::chrono::nanoseconds idle_poll = std::chrono::nanoseconds(0);
   // Device saturation: requests in flight (0 = the ring depth) and bytes.
   uint32_t device_in_flight_max = 0;
