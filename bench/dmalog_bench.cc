@@ -10,12 +10,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -51,19 +54,47 @@ struct ThreadResult {
   std::string first_error;
 };
 
-std::string MakeKey(uint64_t k) {
-  std::string key = std::to_string(k);
-  if (key.size() < static_cast<size_t>(FLAGS_key_size)) {
-    key.insert(0, FLAGS_key_size - key.size(), '0');
-  }
-  return key;
+// Keys and values cost the benchmark no allocation per operation, as in
+// db_bench: a key is formatted into a buffer the caller keeps, a value is a
+// window into a buffer of random letters generated once per thread.
+constexpr size_t kKeyDigitsMax = 20;  // UINT64_MAX in decimal.
+constexpr size_t kValueSourceBytes = 1u << 20;
+
+size_t KeyBufferBytes() { return std::max<size_t>(FLAGS_key_size, kKeyDigitsMax); }
+
+// `k` in decimal, zero-padded on the left to --key_size, written into `buf`
+// (KeyBufferBytes() long, borrowed); the view is valid while `buf` is.
+std::string_view FormatKey(uint64_t k, std::span<char> buf) {
+  char digits[kKeyDigitsMax];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + k % 10);
+    k /= 10;
+  } while (k != 0 && n < kKeyDigitsMax);
+  const size_t size = std::max<size_t>(n, FLAGS_key_size);
+  assert(size <= buf.size());
+  std::fill(buf.begin(), buf.begin() + (size - n), '0');
+  for (size_t i = 0; i < n; ++i) buf[size - 1 - i] = digits[i];
+  return std::string_view(buf.data(), size);
 }
 
-std::string MakeValue(std::mt19937_64& rng) {
-  std::string value(FLAGS_value_size, 'x');
-  for (size_t i = 0; i < value.size(); i += 8) value[i] = static_cast<char>('a' + rng() % 26);
-  return value;
-}
+class ValueSource {
+ public:
+  explicit ValueSource(std::mt19937_64& rng) : data_(kValueSourceBytes + FLAGS_value_size, 'x') {
+    for (size_t i = 0; i < data_.size(); i += 8) data_[i] = static_cast<char>('a' + rng() % 26);
+  }
+  // The next --value_size bytes; valid for the source's life.
+  std::string_view Next() {
+    if (pos_ + FLAGS_value_size > data_.size()) pos_ = 0;
+    std::string_view v(data_.data() + pos_, FLAGS_value_size);
+    pos_ += FLAGS_value_size;
+    return v;
+  }
+
+ private:
+  std::string data_;
+  size_t pos_ = 0;
+};
 
 enum class Op { kFillSeq, kFillRandom, kOverwrite, kReadRandom, kReadSeq };
 
@@ -84,8 +115,10 @@ void RunBlocking(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
   const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
   const dmalog::WriteOptions wo{FLAGS_sync};
+  ValueSource values(rng);
+  std::vector<char> key_buf(KeyBufferBytes());
   for (int64_t i = 0; i < count; ++i) {
-    const std::string key = MakeKey(KeyFor(op, thread, i, rng));
+    const std::string_view key = FormatKey(KeyFor(op, thread, i, rng), key_buf);
     const auto start = Clock::now();
     if (op == Op::kReadRandom) {
       dmalog::Result<std::string> v = db.Get(key);
@@ -96,7 +129,7 @@ void RunBlocking(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
         RecordStatus(r, v.status());
       }
     } else {
-      const std::string value = MakeValue(rng);
+      const std::string_view value = values.Next();
       RecordStatus(r, db.Put(wo, key, value));
       r.bytes += key.size() + value.size();
     }
@@ -111,8 +144,9 @@ void RunBlocking(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
 // latency cell (no lock, as db_bench keeps per-thread stats), and the
 // thread sums the slots at the end.
 struct Slot {
-  std::string key;
-  std::string value;
+  std::vector<char> key_buf = std::vector<char>(KeyBufferBytes());
+  std::string_view key;    // In key_buf.
+  std::string_view value;  // In the thread's ValueSource.
   Clock::time_point start;
   float* latency_us = nullptr;  // Cell of the operation in flight.
   uint64_t ops = 0;
@@ -126,12 +160,13 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
   const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
   const dmalog::WriteOptions wo{FLAGS_sync};
+  ValueSource values(rng);
   std::vector<Slot> slots(FLAGS_inflight);
   std::vector<float> latencies_us(count);
   for (int64_t i = 0; i < count; ++i) {
     Slot& slot = slots[i % slots.size()];
     slot.busy.wait(true, std::memory_order_acquire);
-    slot.key = MakeKey(KeyFor(op, thread, i, rng));
+    slot.key = FormatKey(KeyFor(op, thread, i, rng), slot.key_buf);
     slot.latency_us = &latencies_us[i];
     slot.busy.store(true, std::memory_order_relaxed);
     slot.start = Clock::now();
@@ -152,7 +187,7 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
         finish(found || v.status().IsNotFound() ? dmalog::Status() : v.status(), bytes, found);
       });
     } else {
-      slot.value = MakeValue(rng);
+      slot.value = values.Next();
       db.PutAsync(wo, slot.key, slot.value, [finish, &slot](dmalog::Status s) {
         finish(s, slot.key.size() + slot.value.size(), false);
       });
