@@ -152,6 +152,7 @@ Task<Status> LogWriter::Roll() {
         filling_->segment = active_;
         filling_->offset_bytes = next_offset_bytes_ = active_->data_start_bytes();
         spare_wanted_.NotifyAll();  // Prepare the one after.
+        rolled_.NotifyAll();        // The segment rolled past is sealed.
         co_return Status::OK();
       }
     }
@@ -330,6 +331,7 @@ Task<void> LogWriter::Stop() {
   spare_wanted_.NotifyAll();
   spare_ready_.NotifyAll();
   room_.NotifyAll();
+  rolled_.NotifyAll();
   while (!flusher_done_ || !preparer_done_) co_await stopped_.Wait();
 }
 

@@ -109,6 +109,12 @@ class LogWriter {
   // Segments in id order (for tail).
   std::vector<const Segment*> Segments() const;
   const Status& read_only_cause() const noexcept { return failed_; }
+  // For the hint writer (engine/hint_file.h): segments below the active one
+  // are sealed (Sync() makes their last flush durable).
+  uint64_t active_segment_id() const noexcept { return active_->id(); }
+  bool stopping() const noexcept { return stopping_; }
+  // Resumes after the next roll to a new segment, or Stop().
+  WaitList::Awaiter WaitForRoll() noexcept { return rolled_.Wait(); }
   uint64_t last_sequence() const noexcept { return next_sequence_ - 1; }
   const LogWriterStats& stats() const noexcept { return stats_; }
 
@@ -183,6 +189,7 @@ class LogWriter {
   WaitList spare_wanted_;                  // The preparer waits for a request.
   Status spare_error_;                     // Why the last spare could not be created.
   WaitList stopped_;                       // Stop() waits for the loops.
+  WaitList rolled_;                        // The hint writer waits for a roll.
   DurableWaiter* waiters_head_ = nullptr;  // FIFO, in ticket order.
   DurableWaiter* waiters_tail_ = nullptr;
   LogWriterStats stats_;

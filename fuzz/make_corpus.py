@@ -97,6 +97,39 @@ def api_corpus():
           + scan(b"a", b"z", 3) + reopen() + scan(b"", b"", 100))
 
 
+def hint(entries, shard=0, seg_id=2, size=4 << 20, end=None, version=1, first=None, last=None,
+         last_checksum=0x1234):
+    """A hint file (engine/hint_format.h) with a zero trailer: the target
+    rewrites it when flags bit 0 is set. entries: (type, seq, offset, nbytes, key)."""
+    body = b""
+    for t, seq, off, n, key in entries:
+        body += struct.pack("<QIIHBB", seq, off, n, len(key), t, 0) + key
+    if end is None:
+        end = max([off + n for _, _, off, n, _ in entries], default=4096)
+    first = entries[0][1] if entries and first is None else (first or 0)
+    last = entries[-1][1] if entries and last is None else (last or 0)
+    last_off = entries[-1][2] if entries else 0
+    header = b"DMALOGHT" + struct.pack("<IIQQQQQIIQQQ", version, shard, seg_id, size, end, first,
+                                       last, len(entries), 0, last_off,
+                                       last_checksum if entries else 0, 0)
+    return header + body + bytes(8)
+
+
+def hint_corpus():
+    entries = [(PUT, 10, 4096, 40, b"alpha"), (PUT, 11, 4136, 60, b"beta"),
+               (DELETE, 12, 4196, 29, b"alpha"),
+               (PUT, 13, 4225, 80, b"{t}a"), (DELETE, 14, 4225, 80, b"{t}b"),
+               (PUT, 15, 4225, 80, b"gamma")]
+    write("hint_fuzz", "valid", bytes([1]) + hint(entries))
+    write("hint_fuzz", "valid_raw", bytes([0]) + hint(entries))
+    write("hint_fuzz", "empty", bytes([1]) + hint([]))
+    write("hint_fuzz", "one", bytes([1]) + hint([(PUT, 1, 4096, 4096 + 24, b"k" * 4096)]))
+    write("hint_fuzz", "newer_version", bytes([1]) + hint(entries, version=2))
+    write("hint_fuzz", "out_of_order", bytes([1]) + hint(list(reversed(entries))))
+    write("hint_fuzz", "truncated", bytes([1]) + hint(entries)[:-20])
+    write("hint_fuzz", "end_short", bytes([1]) + hint(entries, end=4200))
+
+
 def cli_corpus():
     seeds = {
         "put": "--db=db\nput\nkey\nvalue",
@@ -119,3 +152,4 @@ if __name__ == "__main__":
     recovery_corpus()
     api_corpus()
     cli_corpus()
+    hint_corpus()

@@ -21,13 +21,15 @@ for arg in "$@"; do
   esac
 done
 if ((${#targets[@]} == 0)); then
-  targets=(record_fuzz cli_fuzz recovery_fuzz api_fuzz)
+  targets=(record_fuzz cli_fuzz recovery_fuzz api_fuzz hint_fuzz)
 fi
 # Largest input each target is given (bytes): enough for its format.
-declare -A max_len=([record_fuzz]=65536 [cli_fuzz]=1024 [recovery_fuzz]=16384 [api_fuzz]=4096)
+declare -A max_len=([record_fuzz]=65536 [cli_fuzz]=1024 [recovery_fuzz]=16384 [api_fuzz]=4096
+  [hint_fuzz]=16384)
 
 scripts/deps.sh
-export BUILD_DIR=build-fuzz
+# BUILD_DIR=build-x scripts/fuzz.sh ... builds elsewhere (one per engineer).
+export BUILD_DIR=${BUILD_DIR:-build-fuzz}
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD_DIR" -DDMALOG_FUZZ=ON \
   -DDMALOG_BUILD_TESTS=OFF -DDMALOG_BUILD_BENCH=OFF >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}"
