@@ -168,6 +168,7 @@ Status EngineImpl::OpenShards() {
     so.segment_size_bytes = segment_size_bytes_;
     so.flush_bytes_max = options_.flush_bytes_max;
     so.recovery_mode = options_.recovery_mode;
+    so.use_hint_files = options_.use_hint_files;
     so.file_options.require_direct_io = options_.require_direct_io;
     so.file_options.quiet = options_.quiet;
     // Every shard recovers at once, each on its own executor.

@@ -24,8 +24,12 @@ std::string ShardLine(const ShardStats& s) {
                     std::to_string(s.index_memory_bytes) + " bytes)\n";
   // The writer's counters start at zero on every open.
   out += "  since open: log bytes " + std::to_string(s.log_bytes) + ", flushes " +
-         std::to_string(s.flushes) + ", avg records/flush " + Fixed1(per_flush) + "\n";
-  out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered";
+         std::to_string(s.flushes) + ", avg records/flush " + Fixed1(per_flush) +
+         ", hint files written " + std::to_string(s.hints_written) + " (failed " +
+         std::to_string(s.hint_write_failures) + ")\n";
+  out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered, " +
+         std::to_string(s.recovery_read_bytes) + " bytes read, " +
+         std::to_string(s.segments_loaded_from_hints) + " segments from hint files";
   if (s.recovery_dropped_bytes > 0) {
     out += ", " + std::to_string(s.recovery_dropped_bytes) + " bytes dropped";
   }

@@ -32,6 +32,7 @@
 #include <cstring>
 
 #include "engine/aligned.h"
+#include "engine/hint_file.h"
 #include "engine/segment_scanner.h"
 
 namespace dmalog::engine {
@@ -55,6 +56,9 @@ class ShardRecovery {
   Task<Result<bool>> ValidDataInLaterSegments(size_t i);
   Task<Status> RepairTail(size_t i, uint64_t valid_end);
   Task<Status> DropSegmentsAfter(size_t i);
+  Task<bool> LoadFromHint(size_t i);
+  // Removes a segment's hint (durably) before recovery changes the segment.
+  Status RemoveStaleHint(uint64_t segment_id);
   Status Apply(const RecordView& record, const Segment& segment, uint64_t offset);
   std::string Where(size_t i, uint64_t offset) const {
     return "segment " + out_.segments[i]->path() + " offset " + std::to_string(offset);
@@ -75,6 +79,7 @@ class ShardRecovery {
   std::vector<uint64_t> valid_ends_;
   size_t last_data_index_ = 0;  // Last segment that holds a valid record.
   bool any_data_ = false;
+  absl::flat_hash_set<uint64_t> hinted_;  // Segment ids with a hint file.
 };
 
 Task<Status> ShardRecovery::OpenSegments() {
@@ -90,6 +95,9 @@ Task<Status> ShardRecovery::OpenSegments() {
     }
   }
   std::sort(ids.begin(), ids.end());
+  Result<std::vector<uint64_t>> hinted = TidyHintFiles(*in_.dir, *names, ids);
+  if (!hinted.ok()) co_return hinted.status();
+  hinted_.insert(hinted->begin(), hinted->end());
   if (ids.size() > kSegmentsPerShardMax) {
     co_return Status::Corruption(in_.dir->path() + " holds " + std::to_string(ids.size()) +
                                  " segments; the limit is " + std::to_string(kSegmentsPerShardMax));
@@ -307,12 +315,61 @@ Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
     out_.segments.pop_back();
     const std::string path = last->path();
     out_.dropped_bytes += last->file_size_bytes;
+    Status s = RemoveStaleHint(last->id());
+    if (!s.ok()) co_return s;
     last.reset();
-    Status s = io::RemoveFileDurably(path);
+    s = io::RemoveFileDurably(path);
     if (!s.ok()) co_return s;
     Note("deleted " + path);
   }
   co_return Status::OK();
+}
+
+Status ShardRecovery::RemoveStaleHint(uint64_t id) {
+  if (!hinted_.contains(id)) return Status::OK();
+  Status s = RemoveHintDurably(*in_.dir, id);
+  if (!s.ok()) return s.WithContext("removing the hint of a segment recovery changes");
+  hinted_.erase(id);
+  return Status::OK();
+}
+
+// Applies segment i's hint instead of scanning it, if the hint is valid
+// (engine/hint_file.cc checks it; an invalid one is removed: false).
+Task<bool> ShardRecovery::LoadFromHint(size_t i) {
+  Segment& segment = *out_.segments[i];
+  std::string why;
+  std::optional<LoadedHint> loaded =
+      co_await LoadHint(*in_.dir, in_.shard, segment,
+                        i + 1 < out_.segments.size() ? out_.segments[i + 1].get() : nullptr,
+                        out_.last_sequence, &why);
+  if (!loaded) {
+    hinted_.erase(segment.id());
+    co_return false;
+  }
+  const HintHeader& h = loaded->hint.header;
+  uint64_t record_offset = UINT64_MAX;
+  for (const HintEntry& e : loaded->hint.entries) {
+    const IndexEntry at{static_cast<uint32_t>(segment.id()), e.record_offset_bytes, e.record_bytes,
+                        e.sequence};
+    if (e.type == format::kPutType) {
+      out_.index->Put(e.key, at).reset();
+    } else {
+      out_.index->Erase(e.key, e.sequence).reset();
+    }
+    if (e.record_offset_bytes != record_offset) ++out_.records;  // A batch counts once.
+    record_offset = e.record_offset_bytes;
+  }
+  if (!loaded->hint.entries.empty()) {
+    segment.first_sequence = h.first_sequence;
+    segment.last_sequence = out_.last_sequence = h.last_sequence;
+    last_data_index_ = i;
+    any_data_ = true;
+  }
+  valid_end_ = valid_ends_[i] = h.end_bytes;
+  segment.end_bytes = AlignUp(h.end_bytes, segment.alignment_bytes());
+  ++out_.segments_loaded_from_hints;
+  out_.read_bytes += loaded->read_bytes;
+  co_return true;
 }
 
 Task<Result<RecoveredShard>> ShardRecovery::Run() {
@@ -326,11 +383,18 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
   valid_ends_.assign(out_.segments.size(), 0);
   bool repaired = false;
   for (size_t i = 0; i < out_.segments.size(); ++i) {
+    if (in_.use_hint_files && hinted_.contains(out_.segments[i]->id())) {
+      const bool loaded = co_await LoadFromHint(i);
+      if (loaded) continue;
+    }
     Result<SegmentEnd> end = co_await ScanSegment(i);
     if (!end.ok()) co_return end.status();
+    out_.read_bytes += valid_end_ - out_.segments[i]->data_start_bytes();
     if (*end == SegmentEnd::kStop) {
       const bool dropped = !out_.note.empty();
       if (dropped) {
+        s = RemoveStaleHint(out_.segments[i]->id());
+        if (!s.ok()) co_return s;
         s = co_await RepairTail(i, valid_end_);
         if (!s.ok()) co_return s;
         repaired = true;
@@ -354,9 +418,16 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
       AlignUp(clean_end, active.alignment_bytes()) - clean_end >= format::kRecordHeaderBytes) {
     Note(Where(out_.active_index, clean_end) +
          ": the padding record ending the last flush is missing (a torn write): padded");
+    s = RemoveStaleHint(active.id());
+    if (!s.ok()) co_return s;
     s = co_await RepairTail(out_.active_index, clean_end);
     if (!s.ok()) co_return s;
   }
+  // New records go to the active segment: a hint of it would be stale.
+  s = RemoveStaleHint(active.id());
+  if (!s.ok()) co_return s;
+  out_.hinted_segment_ids.assign(hinted_.begin(), hinted_.end());
+  std::sort(out_.hinted_segment_ids.begin(), out_.hinted_segment_ids.end());
   out_.write_offset_bytes = std::max(active.end_bytes, active.data_start_bytes());
   co_return std::move(out_);
 }

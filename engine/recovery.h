@@ -27,6 +27,9 @@ struct RecoveryInput {
   // Aligned, zero-filled, `zeros_bytes` long; borrowed for the call.
   const uint8_t* zeros = nullptr;
   uint32_t zeros_bytes = 0;
+  // Build a sealed segment's index entries from its valid hint file
+  // (engine/hint_file.h) instead of scanning it.
+  bool use_hint_files = false;
 };
 
 struct RecoveredShard {
@@ -39,6 +42,12 @@ struct RecoveredShard {
   uint64_t records = 0;
   uint64_t dropped_bytes = 0;
   std::string note;  // What was dropped and why; empty when nothing was.
+  // Segments that have a hint file after recovery (never the active one).
+  std::vector<uint64_t> hinted_segment_ids;
+  uint64_t segments_loaded_from_hints = 0;
+  // Bytes recovery read: the scanned part of each scanned segment, plus the
+  // hint files (and the blocks that check them) of hint-loaded segments.
+  uint64_t read_bytes = 0;
 };
 
 // Recovers a shard; errors name the segment and the offset of the damage.

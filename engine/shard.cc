@@ -37,6 +37,7 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   in.segment_size_bytes = options.segment_size_bytes;
   in.zeros = zeros.get();
   in.zeros_bytes = kZeroBufferBytes;
+  in.use_hint_files = options.use_hint_files;
   Result<RecoveredShard> recovered = co_await RecoverShard(in);
   if (!recovered.ok())
     co_return recovered.status().WithContext("recovering shard " + std::to_string(options.shard));
@@ -44,6 +45,8 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   shard->recovered_records_ = recovered->records;
   shard->recovery_dropped_bytes_ = recovered->dropped_bytes;
   shard->recovery_note_ = recovered->note;
+  shard->segments_loaded_from_hints_ = recovered->segments_loaded_from_hints;
+  shard->recovery_read_bytes_ = recovered->read_bytes;
   LogWriterOptions wo;
   wo.shard = options.shard;
   wo.segment_size_bytes = options.segment_size_bytes;
@@ -52,6 +55,8 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   shard->writer_ = std::make_unique<LogWriter>(wo, *recovered, shard->index_.get(), &shard->dir_);
   s = shard->writer_->Init();
   if (!s.ok()) co_return s;
+  shard->hints_ = std::make_unique<HintWriter>(options.shard, &shard->dir_, shard->writer_.get(),
+                                               recovered->hinted_segment_ids);
   co_return std::move(shard);
 }
 
@@ -61,9 +66,13 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
   assert(executor != nullptr);
   executor->Spawn(foreground_queue, writer_->FlushLoop());
   executor->Spawn(background_queue, writer_->PrepareLoop());
+  executor->Spawn(background_queue, hints_->Loop());
 }
 
-Task<void> Shard::Stop() { co_await writer_->Stop(); }
+Task<void> Shard::Stop() {
+  co_await writer_->Stop();
+  co_await hints_->Stop();
+}
 
 void Shard::NoteWriteStatus() {
   if (!writer_->read_only_cause().ok()) read_only_.store(true, std::memory_order_release);
@@ -318,6 +327,10 @@ ShardStats Shard::Stats() const {
   s.recovered_records = recovered_records_;
   s.recovery_dropped_bytes = recovery_dropped_bytes_;
   s.recovery_note = recovery_note_;
+  s.recovery_read_bytes = recovery_read_bytes_;
+  s.segments_loaded_from_hints = segments_loaded_from_hints_;
+  s.hints_written = hints_->stats().written;
+  s.hint_write_failures = hints_->stats().failures;
   if (const Segment* first = writer_->Segments().front()) {
     s.direct_io = first->file().direct_io();
     s.write_alignment_bytes = first->alignment_bytes();

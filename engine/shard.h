@@ -13,6 +13,7 @@
 #include "dmalog/options.h"
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/hint_file.h"
 #include "engine/index.h"
 #include "engine/log_writer.h"
 #include "engine/requests.h"
@@ -27,6 +28,7 @@ struct ShardOptions {
   uint32_t flush_bytes_max = 0;
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
   io::DmaFileOptions file_options;
+  bool use_hint_files = false;  // Options::use_hint_files.
 };
 
 class Shard {
@@ -37,8 +39,8 @@ class Shard {
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // Starts the flusher (in `foreground_queue`) and the segment preparer (in
-  // `background_queue`); the executor owns the spawned tasks.
+  // Starts the flusher (in `foreground_queue`), the segment preparer and the
+  // hint writer (in `background_queue`); the executor owns the spawned tasks.
   void StartLoops(uint32_t foreground_queue, uint32_t background_queue);
   // Flushes what is queued and ends the loops.
   Task<void> Stop();
@@ -75,6 +77,7 @@ class Shard {
   io::Directory dir_;
   std::unique_ptr<Index> index_;
   std::unique_ptr<LogWriter> writer_;
+  std::unique_ptr<HintWriter> hints_;
   uint32_t foreground_queue_ = 0;
   // Requests that took the coroutine path and have not finished; while any
   // exist, later requests follow them (keeps a thread's own order).
@@ -84,6 +87,8 @@ class Shard {
   uint64_t recovered_records_ = 0;
   uint64_t recovery_dropped_bytes_ = 0;
   std::string recovery_note_;
+  uint64_t segments_loaded_from_hints_ = 0;
+  uint64_t recovery_read_bytes_ = 0;
 };
 
 }  // namespace dmalog::engine

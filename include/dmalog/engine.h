@@ -78,9 +78,15 @@ struct ShardStats {
   double index_overhead_bytes_per_key = 0;  // Beyond the key bytes.
   uint64_t recovered_records = 0;
   uint64_t recovery_dropped_bytes = 0;
-  std::string recovery_note;    // Why bytes were dropped, if any.
-  std::string read_only_cause;  // Set once a write error stopped writes.
-  bool direct_io = true;        // false: buffered I/O + fdatasync fallback.
+  std::string recovery_note;  // Why bytes were dropped, if any.
+  // Bytes the open read to recover: the scanned part of each scanned
+  // segment plus the hint files (and the blocks checking them) it used.
+  uint64_t recovery_read_bytes = 0;
+  uint64_t segments_loaded_from_hints = 0;  // At open (Options::use_hint_files).
+  uint64_t hints_written = 0;               // Hint files written since open.
+  uint64_t hint_write_failures = 0;         // Hints not written since open (counted only).
+  std::string read_only_cause;              // Set once a write error stopped writes.
+  bool direct_io = true;                    // false: buffered I/O + fdatasync fallback.
   uint32_t write_alignment_bytes = 0;
 };
 

@@ -48,6 +48,18 @@ struct Options {
 
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
 
+  // Build each sealed segment's index entries at open from its hint file
+  // ("NNNNNNNN.hint", written in the background after the writer rolls past
+  // the segment; docs/format.md "Hint files") instead of reading the whole
+  // segment. Opening then reads a few percent of the log. The trade-off:
+  // the records of a hint-loaded segment are not verified at open, so damage
+  // inside a sealed segment is found when a read verifies that record's
+  // checksum (every read does), not by recovery, and the recovery mode does
+  // not apply to it. false (the default) scans and verifies every record.
+  // An invalid or stale hint is ignored (and removed): the segment is
+  // scanned; a hint never makes the open fail. Hints are written either way.
+  bool use_hint_files = false;
+
   // Fail instead of falling back to buffered I/O (filesystem without
   // O_DIRECT) or to the thread-pool backend (io_uring unavailable).
   bool require_direct_io = false;
