@@ -106,14 +106,16 @@ struct Snapshot {
 
 Snapshot Take(Engine& db) {
   Snapshot s;
-  Result<std::vector<KeyValue>> scan = db.Scan(ScanOptions{.from = "", .to = "", .max_keys = 100000});
+  Result<std::vector<KeyValue>> scan =
+      db.Scan(ScanOptions{.from = "", .to = "", .max_keys = 100000});
   EXPECT_TRUE(scan.ok()) << scan.status().ToString();
   if (scan.ok()) s.scan = *scan;
   for (int k = 0; k < kKeys; ++k) {
     Result<std::string> v = db.Get(Key(k));
     s.gets[Key(k)] = v.ok() ? *v : "<" + v.status().ToString() + ">";
   }
-  Result<std::vector<LogRecord>> tail = db.Tail(TailOptions{.shard = 0, .from_sequence = 1, .max_records = 1000000});
+  Result<std::vector<LogRecord>> tail =
+      db.Tail(TailOptions{.shard = 0, .from_sequence = 1, .max_records = 1000000});
   EXPECT_TRUE(tail.ok()) << tail.status().ToString();
   if (tail.ok()) {
     for (const LogRecord& r : *tail) {
