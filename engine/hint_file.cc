@@ -456,7 +456,7 @@ Task<Status> HintWriter::WriteOne(const Segment& segment) {
   if (!window) co_return Status::IOError("out of memory allocating the hint scan window");
   Result<std::string> hint = co_await BuildHint(shard_, segment, window.get());
   if (!hint.ok()) co_return hint.status();
-  co_return io::WriteFileDurably(dir_->path() + "/" + HintFileName(segment.id()), *hint);
+  co_return co_await io::WriteFileDurablyOnRing(*dir_, HintFileName(segment.id()), *hint);
 }
 
 Task<void> HintWriter::Loop() {

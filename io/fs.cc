@@ -191,6 +191,24 @@ Status WriteFileDurably(const std::string& path, const std::string& contents) {
   return SyncDirectory(ParentOf(path));
 }
 
+Task<Status> WriteFileDurablyOnRing(const Directory& dir, std::string name,
+                                    std::string_view contents) {
+  const std::string path = dir.path() + "/" + name;
+  const std::string tmp = path + ".tmp";
+  DmaFileOptions options;
+  options.create = true;
+  options.truncate = true;
+  options.force_buffered = true;  // Any length; the page cache absorbs it.
+  Result<DmaFile> file = DmaFile::Open(tmp, options);
+  if (!file.ok()) co_return file.status();
+  const auto* bytes = reinterpret_cast<const uint8_t*>(contents.data());
+  Status s = co_await file->Write(bytes, contents.size(), 0);
+  if (s.ok()) s = co_await file->Fdatasync();
+  if (s.ok()) s = RenameFile(tmp, path);
+  if (s.ok()) s = co_await dir.Sync();
+  co_return s;
+}
+
 Status RenameFile(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) return SyscallErrorStatus("rename", from, errno);
   return Status::OK();

@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dmalog/status.h"
+#include "dmalog/task.h"
 #include "io/reactor.h"
 
 namespace dmalog::io {
@@ -64,6 +66,13 @@ Result<std::string> ReadSmallFile(const std::string& path, uint64_t max_bytes = 
 // Writes `contents` to `path` atomically and durably: a temporary file,
 // fsync, rename over `path`, fsync of the directory.
 Status WriteFileDurably(const std::string& path, const std::string& contents);
+// The same for an executor thread, which must not block on the fsyncs:
+// `name` in `dir` gets `contents` through name.tmp, a write and an
+// fdatasync through the ring, a rename, and a directory fsync through the
+// ring. Only the open and the rename run on the calling thread (metadata; no
+// wait for the device). `dir` and `contents` are borrowed until the task ends.
+Task<Status> WriteFileDurablyOnRing(const Directory& dir, std::string name,
+                                    std::string_view contents);
 // Renames `from` to `to` (same directory; replaces `to`). The caller syncs
 // the directory to make it durable.
 Status RenameFile(const std::string& from, const std::string& to);
