@@ -107,8 +107,8 @@ std::optional<IndexEntry> Index::Put(std::string_view key, const IndexEntry& ent
     return old;
   }
   const uint32_t ref = StoreKey(key);
-  tree_->insert(it, Slot{ref, entry.segment_id, entry.offset_bytes, entry.record_bytes,
-                         entry.sequence});
+  tree_->insert(
+      it, Slot{ref, entry.segment_id, entry.offset_bytes, entry.record_bytes, entry.sequence});
   return std::nullopt;
 }
 

@@ -74,8 +74,7 @@ Task<Result<std::unique_ptr<Segment>>> Segment::Create(const io::Directory& dir,
   header.write_alignment_bytes = align;
   header.segment_size_bytes = size_bytes;
   std::unique_ptr<uint8_t, decltype(&std::free)> block(
-      static_cast<uint8_t*>(std::aligned_alloc(4096, std::max<uint32_t>(align, 4096))),
-      &std::free);
+      static_cast<uint8_t*>(std::aligned_alloc(4096, std::max<uint32_t>(align, 4096))), &std::free);
   if (!block) co_return Status::IOError("out of memory allocating a header block");
   std::memset(block.get(), 0, align);
   EncodeSegmentHeader(std::span<uint8_t>(block.get(), align), header);

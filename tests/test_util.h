@@ -42,13 +42,13 @@ class TestDir {
 
 }  // namespace dmalog::testing
 
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    const ::dmalog::Status _st = (expr);                  \
-    ASSERT_TRUE(_st.ok()) << _st.ToString();              \
+#define ASSERT_OK(expr)                      \
+  do {                                       \
+    const ::dmalog::Status _st = (expr);     \
+    ASSERT_TRUE(_st.ok()) << _st.ToString(); \
   } while (0)
-#define EXPECT_OK(expr)                                   \
-  do {                                                    \
-    const ::dmalog::Status _st = (expr);                  \
-    EXPECT_TRUE(_st.ok()) << _st.ToString();              \
+#define EXPECT_OK(expr)                      \
+  do {                                       \
+    const ::dmalog::Status _st = (expr);     \
+    EXPECT_TRUE(_st.ok()) << _st.ToString(); \
   } while (0)

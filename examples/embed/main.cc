@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   std::printf("greeting = %s\n", v->c_str());
   dmalog::Result<std::vector<dmalog::KeyValue>> all = engine.Scan({});
   if (!all.ok()) return 3;
-  for (const dmalog::KeyValue& kv : *all) std::printf("%s ==> %s\n", kv.key.c_str(), kv.value.c_str());
+  for (const dmalog::KeyValue& kv : *all)
+    std::printf("%s ==> %s\n", kv.key.c_str(), kv.value.c_str());
   s = engine.Close();
   return s.ok() ? 0 : 3;
 }
