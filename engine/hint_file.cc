@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/aligned.h"
+#include "engine/coding.h"
 #include "engine/log_writer.h"
 #include "engine/segment_scanner.h"
 
@@ -15,25 +16,6 @@ namespace {
 
 constexpr char kHintSuffix[] = ".hint";
 constexpr char kHintTmpSuffix[] = ".hint.tmp";
-
-void Put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, sizeof(v)); }
-void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof(v)); }
-void Put64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof(v)); }
-uint16_t Get16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-uint32_t Get32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-uint64_t Get64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 
 bool EndsWith(const std::string& s, const char* suffix) {
   const size_t n = std::strlen(suffix);

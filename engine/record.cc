@@ -7,27 +7,11 @@
 #include <cstring>
 #include <string>
 
+#include "engine/coding.h"
+
 namespace dmalog::engine {
 namespace {
 
-void Put16(uint8_t* p, uint16_t v) { std::memcpy(p, &v, sizeof(v)); }
-void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof(v)); }
-void Put64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof(v)); }
-uint16_t Get16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-uint32_t Get32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-uint64_t Get64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 static_assert(std::endian::native == std::endian::little, "the format is little-endian");
 
 uint64_t RecordChecksum(const uint8_t* record, size_t encoded_bytes, uint64_t segment_id) {
