@@ -57,6 +57,36 @@ TEST(IndexTest, MatchesOrderedModel) {
   EXPECT_EQ(it, model.end());
 }
 
+// Binary keys of every length around the 8-byte comparison stride, with
+// bytes above 0x7f and prefixes of one another, sort as std::string does.
+TEST(IndexTest, BinaryKeysSortAsStdString) {
+  Index index;
+  std::map<std::string, IndexEntry> model;
+  std::mt19937_64 rng(7);
+  constexpr uint32_t kKeys = 5000;
+  constexpr uint32_t kLengthMax = 24;
+  const char alphabet[] = {'\x00', '\x01', 'a', 'b', '\x7f', '\x80', '\xfe', '\xff'};
+  for (uint64_t seq = 1; seq <= kKeys; ++seq) {
+    std::string key(rng() % (kLengthMax + 1), '\0');
+    for (char& c : key) c = alphabet[rng() % sizeof(alphabet)];
+    const IndexEntry e = At(1, static_cast<uint32_t>(seq), seq);
+    index.Put(key, e).reset();
+    model[key] = e;
+  }
+  ASSERT_EQ(index.size(), model.size());
+  auto it = model.begin();
+  index.ForEachFrom("", [&](std::string_view key, const IndexEntry& entry) {
+    EXPECT_NE(it, model.end());
+    if (it == model.end()) return false;
+    EXPECT_EQ(key, it->first);
+    EXPECT_EQ(entry, it->second);
+    ++it;
+    return true;
+  });
+  EXPECT_EQ(it, model.end());
+  for (const auto& [key, entry] : model) EXPECT_EQ(index.Find(key), entry);
+}
+
 // The target: at most 48 bytes per key beyond the key's own bytes.
 // Bitcask's keydir costs about 91 bytes plus the key.
 TEST(IndexTest, OverheadPerKeyIsAtMost48Bytes) {
