@@ -7,6 +7,8 @@
 # Workloads (16-byte keys, 100-byte values):
 #   durable-16t     fillrandom --sync=1 --threads=16        (dmalog vs db_bench)
 #   durable-inflight fillrandom --sync=1 --inflight=256      (dmalog vs db_bench's best of 16/64 threads)
+#                    (600 K operations, about 2 s: long enough that a new
+#                    database's segment preparation is not most of the run)
 #   durable-1t-p50  fillrandom --sync=1 --threads=1, P50 us (dmalog vs fio write+fdatasync qd1)
 #   fillseq-nosync  fillseq --sync=0                        (dmalog vs db_bench)
 #   readrandom-16t  readrandom --threads=16, O_DIRECT        (dmalog vs fio randread qd16)
@@ -43,7 +45,7 @@ run() {  # name tool args...  -> appends the output to $out/name.N
 echo "compare.sh: $(date -u +%F) on $(uname -r), $(nproc) CPUs, data in $dir; $runs run(s) each" >&2
 run dm_durable16  "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=16 --num=2000 $common
 run rk_durable16  db_bench --db="$dir/rk" --benchmarks=fillrandom --sync=1 --threads=16 --num=2000 $common
-run dm_inflight   "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=2 --inflight=256 --num=100000 $common
+run dm_inflight   "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=2 --inflight=256 --num=300000 $common
 run rk_best16     db_bench --db="$dir/rk" --benchmarks=fillrandom --sync=1 --threads=16 --num=2000 $common
 run rk_best64     db_bench --db="$dir/rk" --benchmarks=fillrandom --sync=1 --threads=64 --num=500 $common
 run dm_1t         "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=1 --num=5000 $common
