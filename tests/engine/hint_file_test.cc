@@ -159,6 +159,7 @@ void WriteFile(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// The entries' keys point into `bytes`: keep it alive while they are used.
 engine::DecodedHint Decode(const std::string& bytes) {
   Result<engine::DecodedHint> d = engine::DecodeHint(
       {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, "test.hint");
@@ -238,7 +239,8 @@ void ExpectBadHintIgnored(const Options& o, const Snapshot& reference, uint64_t 
   EXPECT_EQ(stats.segments_loaded_from_hints, sealed - 1);
   const std::string path = HintPath(o.db_path, 1);
   if (std::filesystem::exists(path)) {
-    const engine::DecodedHint d = Decode(ReadFile(path));
+    const std::string bytes = ReadFile(path);
+    const engine::DecodedHint d = Decode(bytes);
     EXPECT_EQ(d.header.segment_id, 1u);
   }
   Snapshot again = OpenAndTake(o, true, &stats);
@@ -295,7 +297,8 @@ TEST_F(HintFileTest, LeftoverTemporaryAndOrphanHintsAreRemoved) {
 // rejects it and scans.
 TEST_F(HintFileTest, LastRecordChecksumGuardsAgainstAHintThatDoesNotMatch) {
   Options o = Copy("db");
-  engine::DecodedHint d = Decode(ReadFile(HintPath(o.db_path, 1)));
+  const std::string bytes = ReadFile(HintPath(o.db_path, 1));
+  engine::DecodedHint d = Decode(bytes);
   ASSERT_GT(d.entries.size(), 10u);
   // A put in the middle of segment 1 of a key written only once.
   size_t victim = d.entries.size();
