@@ -19,7 +19,7 @@
 #include <string>
 #include <thread>
 
-#include "tests/crash/crash_util.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 
 namespace dmalog::testing {
@@ -103,11 +103,12 @@ TEST(Kill9, StressKillVerifyCycles) {
     }
     const uint64_t delay_ms = kKillDelayMinMs + rng() % (kKillDelayMaxMs - kKillDelayMinMs);
     const std::string out = dir.File("stress.out"), err = dir.File("stress.err");
-    const pid_t pid = StartDmalog(StressArgs(db, state, seed * 1000003 + cycle), out, err);
+    const pid_t pid =
+        StartProgram(kDmalogBinary, StressArgs(db, state, seed * 1000003 + cycle), out, err);
     ASSERT_GT(pid, 0) << "posix_spawn " << kDmalogBinary;
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     ASSERT_EQ(kill(pid, SIGKILL), 0);
-    const ProcessResult run = WaitDmalog(pid, out, err);
+    const ProcessResult run = WaitProgram(pid, out, err);
     // A run that ended before the kill must have ended well.
     ASSERT_TRUE(!run.exited || run.code == 0)
         << "cycle " << cycle << ": stress failed (exit " << run.code << ")\n"

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "dmalog/engine.h"
-#include "tests/crash/crash_util.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 #include "tools/expected_state.cc"  // NOLINT: the state format under test.
 

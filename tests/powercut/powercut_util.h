@@ -10,45 +10,12 @@
 #include <vector>
 
 #include "dmalog/status.h"
+#include "tests/process_util.h"
 
 namespace dmalog::testing {
 
-// The dmalog binary of this build tree.
-inline constexpr char kDmalogBinary[] = DMALOG_TEST_DATA_DIR "/../dmalog";
-
-struct ProcessResult {
-  bool started = false;    // false: the program could not be started.
-  bool exited = false;     // false: killed by a signal.
-  bool timed_out = false;  // The wait gave up and sent SIGKILL.
-  int code = -1;           // Exit status, or the signal number when !exited.
-  std::string out;
-  std::string err;
-};
-
-// Starts `program args...` (program: a path) with stdout and stderr going to
-// `out_path` and `err_path` (created or truncated); -1 on failure.
-pid_t StartProgram(const std::string& program, const std::vector<std::string>& args,
-                   const std::string& out_path, const std::string& err_path);
-// Waits for `pid` up to `timeout_ms` (then SIGKILLs it and waits for it), and
-// reads the two files back.
-ProcessResult WaitProgram(pid_t pid, const std::string& out_path, const std::string& err_path,
-                          uint64_t timeout_ms);
-// StartProgram + WaitProgram, output files in `dir`.
-ProcessResult RunProgram(const std::string& program, const std::vector<std::string>& args,
-                         const std::string& dir, uint64_t timeout_ms);
-// RunProgram of kDmalogBinary.
-ProcessResult RunDmalog(const std::vector<std::string>& args, const std::string& dir,
-                        uint64_t timeout_ms);
-
 // The full path of `name` found in $PATH, /usr/sbin or /sbin; "" if absent.
 std::string FindProgram(const std::string& name);
-
-// The number after `label` in `text` ("... lost 0, ..." -> 0); -1 if absent.
-int64_t NumberAfter(const std::string& text, const std::string& label);
-
-// A flag of the test binary: --name=N on its command line, else the
-// environment variable `env`, else `fallback`.
-uint64_t TestFlag(const std::string& name, const char* env, uint64_t fallback);
 
 // Why this machine cannot run a loop-mounted `fs_type` ("ext4" or "xfs")
 // with the programs in `programs`: not root, no /dev/loop-control, a missing
