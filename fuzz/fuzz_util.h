@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "engine/coding.h"
 #include "engine/format.h"
 
 namespace dmalog::fuzz {
@@ -74,17 +75,6 @@ class ByteReader {
 // on its loop (a 4 MiB segment of header-only records has fewer).
 inline constexpr size_t kFixedRecordsMax = (4u << 20) / format::kRecordHeaderBytes;
 
-inline uint32_t LoadU32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline uint16_t LoadU16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // Walks `body` as a chain of records from its first byte and rewrites each
 // record's checksum for segment `segment_id`, stopping at the first header
 // that is all zero, whose lengths exceed the format's limits, or whose
@@ -96,8 +86,8 @@ inline size_t FixRecordChecksums(std::span<uint8_t> body, uint64_t segment_id) {
   for (; fixed < kFixedRecordsMax; ++fixed) {
     if (body.size() - offset < format::kRecordHeaderBytes) break;
     uint8_t* p = body.data() + offset;
-    const size_t key_bytes = LoadU16(p + format::kRecordKeyLenOffset);
-    const size_t value_bytes = LoadU32(p + format::kRecordValueLenOffset);
+    const size_t key_bytes = engine::Get16(p + format::kRecordKeyLenOffset);
+    const size_t value_bytes = engine::Get32(p + format::kRecordValueLenOffset);
     if (key_bytes > format::kKeyBytesMax || value_bytes > format::kBatchBytesMax) break;
     const size_t total = format::kRecordHeaderBytes + key_bytes + value_bytes;
     if (body.size() - offset < total) break;
