@@ -205,6 +205,21 @@ Task<void> LogWriter::FlushLoop() {
     co_await FlushOne();
   }
   flusher_done_ = true;
+  acks_.NotifyAll();
+  stopped_.NotifyAll();
+}
+
+Task<void> LogWriter::AckLoop() {
+  // Runs after the flusher has handed its next write to the kernel: waking
+  // a flush's writers (a futex wake each, for blocking callers) never delays
+  // the next flush. Bounded by the flusher: one round per completed flush.
+  for (;;) {
+    CompleteDurableWaiters();
+    durable_.NotifyAll();
+    if (flusher_done_) break;
+    co_await acks_.Wait();
+  }
+  acker_done_ = true;
   stopped_.NotifyAll();
 }
 
@@ -248,8 +263,7 @@ Task<void> LogWriter::FlushOne() {
     Fail(s);
   }
   batch.Reset();
-  CompleteDurableWaiters();
-  durable_.NotifyAll();
+  acks_.NotifyAll();  // Runs once the flusher has started the next flush.
   room_.NotifyAll();
 }
 
@@ -332,7 +346,7 @@ Task<void> LogWriter::Stop() {
   spare_ready_.NotifyAll();
   room_.NotifyAll();
   rolled_.NotifyAll();
-  while (!flusher_done_ || !preparer_done_) co_await stopped_.Wait();
+  while (!flusher_done_ || !preparer_done_ || !acker_done_) co_await stopped_.Wait();
 }
 
 std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {

@@ -82,6 +82,9 @@ class LogWriter {
 
   // The flusher: runs until Stop(). Spawn it on the foreground queue.
   Task<void> FlushLoop();
+  // Acknowledges the writers of completed flushes; spawn with FlushLoop, in
+  // the same queue.
+  Task<void> AckLoop();
   // Creates spare segments ahead of need; spawn it on a background queue.
   Task<void> PrepareLoop();
   // Flushes what is queued, then ends both loops.
@@ -181,10 +184,12 @@ class LogWriter {
   bool stopping_ = false;
   bool flusher_done_ = false;
   bool preparer_done_ = false;
+  bool acker_done_ = false;
 
   WaitList work_;                          // The flusher waits for records.
   WaitList room_;                          // Appenders wait for buffer room / a taken batch.
   WaitList durable_;                       // Writers wait for their ticket.
+  WaitList acks_;                          // The acker waits for a completed flush.
   WaitList spare_ready_;                   // The writer waits for a spare segment.
   WaitList spare_wanted_;                  // The preparer waits for a request.
   Status spare_error_;                     // Why the last spare could not be created.

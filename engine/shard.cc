@@ -65,6 +65,7 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
   sched::Executor* executor = sched::Executor::Current();
   assert(executor != nullptr);
   executor->Spawn(foreground_queue, writer_->FlushLoop());
+  executor->Spawn(foreground_queue, writer_->AckLoop());
   executor->Spawn(background_queue, writer_->PrepareLoop());
   executor->Spawn(background_queue, hints_->Loop());
 }

@@ -57,6 +57,12 @@ class Backend {
   // than EINTR/EAGAIN/EBUSY).
   virtual Status Poll(int64_t timeout_ns) = 0;
 
+  // Hands prepared requests to the kernel now rather than at the next Poll,
+  // for a request whose waiters are latency-bound (a group commit). Errors
+  // surface in Poll. A backend that executes requests as they are submitted
+  // has nothing to do.
+  virtual void SubmitNow() {}
+
   // A finished request, or nullptr when none is waiting.
   virtual IoRequest* PopCompleted() = 0;
 

@@ -241,6 +241,7 @@ IoAwaitable DmaFile::WriteDsync(const uint8_t* buf, uint64_t length_bytes, uint6
                                 int32_t buf_index) const {
   IoRequest req = MakeRequest(IoOp::kWrite, buf, length_bytes, offset_bytes, buf_index);
   req.rw_flags = RWF_DSYNC;
+  req.submit_now = true;  // Its writers wait on it: do not hold it for a batch.
   return IoAwaitable(req);
 }
 

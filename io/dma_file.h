@@ -92,6 +92,7 @@ class DmaFile {
   IoAwaitable WriteDurable(const uint8_t* buf, uint64_t length_bytes, uint64_t offset_bytes,
                            int32_t buf_index = -1) const;
   // A write with RWF_DSYNC: durable when it completes, in one kernel call.
+  // Handed to the kernel at once (IoRequest::submit_now).
   IoAwaitable WriteDsync(const uint8_t* buf, uint64_t length_bytes, uint64_t offset_bytes,
                          int32_t buf_index = -1) const;
   IoAwaitable Fdatasync() const;

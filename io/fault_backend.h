@@ -115,6 +115,7 @@ class FaultBackend final : public Backend {
   Status Poll(int64_t timeout_ns) override;
   IoRequest* PopCompleted() override;
   void Wake() override { inner_->Wake(); }
+  void SubmitNow() override { inner_->SubmitNow(); }
   Status RegisterBuffers(std::span<const iovec> buffers) override;
 
   // ---- Faults.

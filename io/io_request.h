@@ -43,6 +43,9 @@ struct IoRequest {
   // RWF_* flags for a write (e.g. RWF_DSYNC: the write is durable when it
   // completes, with no separate fdatasync). 0 for none.
   int32_t rw_flags = 0;
+  // Hand the request to the kernel as soon as it is submitted (Backend::
+  // SubmitNow) instead of with the executor's next batch of submissions.
+  bool submit_now = false;
   // Largest transfer one kernel request may carry; 0 means no limit.
   uint32_t max_transfer_bytes = 0;
   // File name used in error messages. Not owned; must outlive the request.

@@ -313,6 +313,13 @@ IoRequest* UringBackend::PopCompleted() {
   return req;
 }
 
+void UringBackend::SubmitNow() {
+  // Errors (other than transient ones) reappear at the next Poll, which
+  // submits again and reports them there.
+  const int ret = io_uring_submit(&ring_);
+  static_cast<void>(ret);  // Ignored on purpose: see above.
+}
+
 void UringBackend::Wake() {
   const uint64_t one = 1;
   // Only fails if the counter would overflow, i.e. a wake-up is pending.

@@ -53,6 +53,7 @@ class UringBackend final : public Backend {
   Status Poll(int64_t timeout_ns) override;
   IoRequest* PopCompleted() override;
   void Wake() override;
+  void SubmitNow() override;
   Status RegisterBuffers(std::span<const iovec> buffers) override;
 
   // The IORING_SETUP_* flags the kernel accepted.

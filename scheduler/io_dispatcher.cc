@@ -125,6 +125,7 @@ void IoDispatcher::Submit(IoClass& cls, io::IoRequest* req) {
   assert(in_flight_ <= limits_.in_flight_max);
   assert(in_flight_ == 1 || in_flight_bytes_ <= limits_.in_flight_bytes_max);
   backend_->Submit(req);
+  if (req->submit_now) backend_->SubmitNow();
 }
 
 io::IoRequest* IoDispatcher::PopCompleted(uint64_t now_ns) {

@@ -38,6 +38,7 @@ class NoSyncBackend final : public io::Backend {
     inner_->Submit(req);
   }
   Status Poll(int64_t timeout_ns) override { return inner_->Poll(timeout_ns); }
+  void SubmitNow() override { inner_->SubmitNow(); }
   io::IoRequest* PopCompleted() override {
     io::IoRequest* req = inner_->PopCompleted();
     if (req != nullptr && converted_.erase(req) > 0) {
