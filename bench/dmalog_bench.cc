@@ -40,6 +40,10 @@ DEFINE_uint64(segment_size_bytes, 64ull << 20, "segment size for a new database"
 DEFINE_int64(seed, 301, "random seed");
 DEFINE_int32(idle_poll_us, -1, "Options::idle_poll_us (-1: the engine's default)");
 DEFINE_int32(caller_spin_us, -1, "Options::caller_spin_us (-1: the engine's default)");
+DEFINE_string(key_format, "db_bench",
+              "db_bench: the key number as 8 big-endian bytes, then '0' padding to "
+              "--key_size (db_bench's GenerateKeyFromInt); decimal: the number in "
+              "decimal digits, zero-padded on the left");
 
 namespace {
 
@@ -62,9 +66,23 @@ constexpr size_t kValueSourceBytes = 1u << 20;
 
 size_t KeyBufferBytes() { return std::max<size_t>(FLAGS_key_size, kKeyDigitsMax); }
 
-// `k` in decimal, zero-padded on the left to --key_size, written into `buf`
-// (KeyBufferBytes() long, borrowed); the view is valid while `buf` is.
+constexpr size_t kKeyNumberBytes = 8;
+
+// `k` as db_bench writes it: big-endian bytes (at most 8, fewer when
+// --key_size is smaller), then '0' to --key_size.
+std::string_view FormatDbBenchKey(uint64_t k, std::span<char> buf) {
+  const size_t size = static_cast<size_t>(FLAGS_key_size);
+  const size_t n = std::min(size, kKeyNumberBytes);
+  assert(size <= buf.size());
+  for (size_t i = 0; i < n; ++i) buf[i] = static_cast<char>((k >> ((n - i - 1) * 8)) & 0xff);
+  std::fill(buf.begin() + n, buf.begin() + size, '0');
+  return std::string_view(buf.data(), size);
+}
+
+// `k` in --key_format, written into `buf` (KeyBufferBytes() long,
+// borrowed); the view is valid while `buf` is.
 std::string_view FormatKey(uint64_t k, std::span<char> buf) {
+  if (FLAGS_key_format == "db_bench") return FormatDbBenchKey(k, buf);
   char digits[kKeyDigitsMax];
   size_t n = 0;
   do {
@@ -266,6 +284,11 @@ int main(int argc, char** argv) {
       FLAGS_value_size < 0) {
     std::fprintf(stderr,
                  "dmalog_bench: --threads, --inflight, --num and --key_size must be >= 1\n");
+    return 2;
+  }
+  if (FLAGS_key_format != "db_bench" && FLAGS_key_format != "decimal") {
+    std::fprintf(stderr, "dmalog_bench: --key_format must be db_bench or decimal, not '%s'\n",
+                 FLAGS_key_format.c_str());
     return 2;
   }
   if (!FLAGS_use_existing_db) std::filesystem::remove_all(FLAGS_db);

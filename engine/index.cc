@@ -35,7 +35,22 @@ inline bool KeyLess(std::string_view a, std::string_view b) noexcept {
   }
   return a.size() < b.size();
 }
+
+// The key's first 8 bytes as a big-endian number, zero-padded: if the
+// prefixes of two keys differ, they order the keys as KeyLess does.
+inline uint64_t KeyPrefix(std::string_view key) noexcept {
+  uint64_t x = 0;
+  std::memcpy(&x, key.data(), std::min(key.size(), sizeof(x)));
+  return __builtin_bswap64(x);
+}
 }  // namespace
+
+// A key being looked up, with its prefix computed once per search.
+struct Index::Probe {
+  explicit Probe(std::string_view k) : prefix(KeyPrefix(k)), key(k) {}
+  uint64_t prefix;
+  std::string_view key;
+};
 
 // Counts the bytes the B-tree allocates, so memory_bytes() is measured, not
 // estimated.
@@ -65,19 +80,24 @@ class Index::CountingAllocator {
 struct Index::Compare {
   using is_transparent = void;
   const Index* index;
+  // Equal prefixes (keys alike in their first 8 bytes, or shorter than 8
+  // bytes) fall back to the bytes in the arena.
   bool operator()(const Slot& a, const Slot& b) const noexcept {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
     return KeyLess(index->KeyOf(a.key_ref), index->KeyOf(b.key_ref));
   }
-  bool operator()(const Slot& a, std::string_view b) const noexcept {
-    return KeyLess(index->KeyOf(a.key_ref), b);
+  bool operator()(const Slot& a, const Probe& b) const noexcept {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return KeyLess(index->KeyOf(a.key_ref), b.key);
   }
-  bool operator()(std::string_view a, const Slot& b) const noexcept {
-    return KeyLess(a, index->KeyOf(b.key_ref));
+  bool operator()(const Probe& a, const Slot& b) const noexcept {
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return KeyLess(a.key, index->KeyOf(b.key_ref));
   }
 };
 
 struct Index::SlotSizeCheck {
-  static_assert(sizeof(Slot) == 24, "the slot is the index's per-key cost");
+  static_assert(sizeof(Slot) == 32, "the slot is the index's per-key cost");
 };
 
 Index::Index()
@@ -117,8 +137,9 @@ uint32_t Index::StoreKey(std::string_view key) {
 
 std::optional<IndexEntry> Index::Put(std::string_view key, const IndexEntry& entry) {
   // One traversal: lower_bound finds the key or the place to insert it.
-  auto it = tree_->lower_bound(key);
-  if (it != tree_->end() && KeyOf(it->key_ref) == key) {
+  const Probe probe(key);
+  auto it = tree_->lower_bound(probe);
+  if (it != tree_->end() && it->prefix == probe.prefix && KeyOf(it->key_ref) == key) {
     IndexEntry old{it->segment_id, it->offset_bytes, it->record_bytes, it->sequence};
     if (old.sequence > entry.sequence) return std::nullopt;  // Already newer.
     const Slot& slot = *it;  // Location fields are mutable; the key stays.
@@ -129,13 +150,13 @@ std::optional<IndexEntry> Index::Put(std::string_view key, const IndexEntry& ent
     return old;
   }
   const uint32_t ref = StoreKey(key);
-  tree_->insert(
-      it, Slot{ref, entry.segment_id, entry.offset_bytes, entry.record_bytes, entry.sequence});
+  tree_->insert(it, Slot{probe.prefix, ref, entry.segment_id, entry.offset_bytes,
+                         entry.record_bytes, entry.sequence});
   return std::nullopt;
 }
 
 std::optional<IndexEntry> Index::Erase(std::string_view key, uint64_t sequence) {
-  auto it = tree_->find(key);
+  auto it = tree_->find(Probe(key));
   if (it == tree_->end() || it->sequence > sequence) return std::nullopt;
   IndexEntry old{it->segment_id, it->offset_bytes, it->record_bytes, it->sequence};
   const size_t stored = kKeyLengthBytes + key.size();
@@ -146,7 +167,7 @@ std::optional<IndexEntry> Index::Erase(std::string_view key, uint64_t sequence) 
 }
 
 std::optional<IndexEntry> Index::Find(std::string_view key) const {
-  auto it = tree_->find(key);
+  auto it = tree_->find(Probe(key));
   if (it == tree_->end()) return std::nullopt;
   return IndexEntry{it->segment_id, it->offset_bytes, it->record_bytes, it->sequence};
 }
@@ -169,7 +190,7 @@ double Index::overhead_bytes_per_key() const noexcept {
 void Index::ForEachFrom(
     std::string_view from,
     absl::FunctionRef<bool(std::string_view key, const IndexEntry& entry)> visit) const {
-  for (auto it = tree_->lower_bound(from); it != tree_->end(); ++it) {
+  for (auto it = tree_->lower_bound(Probe(from)); it != tree_->end(); ++it) {
     const IndexEntry entry{it->segment_id, it->offset_bytes, it->record_bytes, it->sequence};
     if (!visit(KeyOf(it->key_ref), entry)) return;
   }

@@ -3,9 +3,12 @@
 //
 // Memory is the index's budget, so keys are not std::strings: their bytes live
 // in an append-only arena (a 2-byte length, then the bytes), and the B-tree
-// (Abseil's btree_set, from Debian's libabsl-dev) holds 24-byte slots that
-// refer to the arena by a 32-bit reference. Bytes per key = slot + B-tree
-// node overhead + 2 + key bytes; index_test measures it. Erased keys leave
+// (Abseil's btree_set, from Debian's libabsl-dev) holds 32-byte slots that
+// refer to the arena by a 32-bit reference. Each slot also keeps the key's
+// first 8 bytes as a big-endian number, so most comparisons in a search
+// never touch the arena (a cache miss each): keys that differ in their first
+// 8 bytes compare as two integers. Bytes per key = slot + B-tree node
+// overhead + 2 + key bytes; index_test measures it. Erased keys leave
 // their bytes in the arena (garbage_bytes()); a compaction of the shard
 // rebuilds the index and drops them.
 //
@@ -34,6 +37,7 @@ struct IndexEntry {
 
 class Index {
   struct Slot;
+  struct Probe;
   struct Compare;
   template <typename T>
   class CountingAllocator;
@@ -91,6 +95,7 @@ class Index {
 // The key (the ordering) is fixed at insertion; the location is `mutable` so
 // an overwrite updates it in place inside the const set element.
 struct Index::Slot {
+  uint64_t prefix;   // KeyPrefix(key): the first 8 bytes, big-endian, zero-padded.
   uint32_t key_ref;  // Block index << 20 | offset within the block; see KeyOf.
   mutable uint32_t segment_id;
   mutable uint32_t offset_bytes;
