@@ -40,6 +40,7 @@
 
 #include "tests/powercut/powercut_util.h"
 #include "tests/test_util.h"
+#include "tests/verify_util.h"
 
 namespace dmalog::testing {
 namespace {
@@ -86,54 +87,8 @@ struct Totals {
   uint64_t stress_ended_clean = 0;   // Exited 0: the cut did not reach it.
   uint64_t stress_other_errors = 0;  // Failed, but not with the cut's EIO.
   std::string first_stress_error;
-  uint64_t operations_checked = 0;
-  uint64_t keys_checked = 0;
-  uint64_t pending_resolved = 0;
-  int64_t lost = 0;
-  int64_t failed_opens = 0;
-  int64_t resurrected = 0;
-  int64_t other_mismatches = 0;
+  VerifyLedger verify;
 };
-
-std::vector<std::string> StressArgs(const std::string& db, const std::string& state,
-                                    uint64_t seed) {
-  return {"--db=" + db,
-          "--expected_state=" + state,
-          "--segment_size_bytes=4194304",
-          "--shards=2",
-          "stress",
-          "--threads=4",
-          "--keys=2000",
-          "--value_size_max=128",
-          "--duration_s=" + std::to_string(kStressDurationS),
-          "--ops=0",
-          "--seed=" + std::to_string(seed)};
-}
-
-// Adds what one `stress --verify` printed to `t`; false on any failure.
-bool Account(const ProcessResult& v, Totals* t, uint64_t* acknowledged) {
-  if (v.out.find("verify: FAILED: open") != std::string::npos || !v.exited) {
-    ++t->failed_opens;
-    return false;
-  }
-  const int64_t lost = NumberAfter(v.out, "acknowledged writes lost ");
-  const int64_t resurrected = NumberAfter(v.out, "resurrected deletes ");
-  const bool ok = v.code == 0 && v.out.find("verify: OK") != std::string::npos;
-  if (v.out.find("nothing to check") == std::string::npos) {
-    t->lost += std::max<int64_t>(lost, 0);
-    t->resurrected += std::max<int64_t>(resurrected, 0);
-    t->keys_checked += std::max<int64_t>(NumberAfter(v.out, "verify: checked "), 0);
-    t->pending_resolved += std::max<int64_t>(NumberAfter(v.out, "found applied "), 0) +
-                           std::max<int64_t>(NumberAfter(v.out, "not applied "), 0);
-    const int64_t recorded = NumberAfter(v.out, " keys, ");
-    if (recorded >= 0) {
-      t->operations_checked += static_cast<uint64_t>(recorded) - *acknowledged;
-      *acknowledged = static_cast<uint64_t>(recorded);
-    }
-  }
-  if (!ok && lost <= 0 && resurrected <= 0) ++t->other_mismatches;
-  return ok;
-}
 
 // The operations stress acknowledged in its run ("stress: run 3: 411
 // operations acknowledged in ..."); -1 when it printed no such line (it did
@@ -193,11 +148,7 @@ void PrintTotals(const FsSpec& spec, uint64_t seed, const Totals& t) {
        << ", cut in open " << t.cut_in_open << ", targeted cuts " << t.targeted
        << " (saw a segment under construction " << t.targeted_hit
        << "), left a .seg.tmp after replay " << t.cut_in_prepare << ", stress killed after timeout "
-       << t.stress_killed << ", keys checked " << t.keys_checked << ", pending writes resolved "
-       << t.pending_resolved << ", other mismatches " << t.other_mismatches << "; cycles "
-       << t.cycles << ", operations checked " << t.operations_checked
-       << ", acknowledged writes lost " << t.lost << ", failed opens " << t.failed_opens
-       << ", resurrected deletes " << t.resurrected << "\n";
+       << t.stress_killed << "; cycles " << t.cycles << "; " << t.verify.Summary() << "\n";
   std::fputs(line.str().c_str(), stdout);
   std::fflush(stdout);
 }
@@ -222,17 +173,16 @@ void RunShutdownCycles(const FsSpec& spec) {
   const std::string db = fs.mount_point() + "/db";
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + std::hash<std::string>()(spec.type));
   Totals t;
-  uint64_t acknowledged = 0;
   for (uint64_t cycle = 0; cycle < cycles; ++cycle) {
     if (cycle % kCyclesPerDatabase == 0) {
       std::filesystem::remove_all(db);
       std::filesystem::remove(state);
-      acknowledged = 0;
+      t.verify.StartDatabase();
     }
     const uint64_t delay_ms = kCutDelayMinMs + rng() % (kCutDelayMaxMs - kCutDelayMinMs);
     const std::string out = dir.File("stress.out"), err = dir.File("stress.err");
-    const pid_t pid =
-        StartProgram(kDmalogBinary, StressArgs(db, state, seed * 1000003 + cycle), out, err);
+    const pid_t pid = StartProgram(
+        kDmalogBinary, StressArgs(db, state, seed * 1000003 + cycle, kStressDurationS), out, err);
     ASSERT_GT(pid, 0) << "posix_spawn " << kDmalogBinary;
     const bool targeted = cycle % kTargetedCutEvery == kTargetedCutEvery - 1;
     if (targeted) {
@@ -255,7 +205,7 @@ void RunShutdownCycles(const FsSpec& spec) {
         RunDmalog({"--db=" + db, "stress", "--verify", "--expected_state=" + state},
                   dir.path().string(), kVerifyTimeoutMs);
     ++t.cycles;
-    if (!Account(v, &t, &acknowledged)) {
+    if (!t.verify.Account(v)) {
       ADD_FAILURE() << spec.type << " cycle " << cycle << " (cut "
                     << (targeted ? "at a segment under construction"
                                  : "after " + std::to_string(delay_ms) + " ms")
@@ -270,15 +220,11 @@ void RunShutdownCycles(const FsSpec& spec) {
   }
   PrintTotals(spec, seed, t);
   EXPECT_EQ(t.cycles, cycles);
-  EXPECT_GT(t.operations_checked, 0u);
   EXPECT_GT(t.cut_mid_run, 0u) << "no cut interrupted stress while it was writing";
   EXPECT_EQ(t.stress_ended_clean, 0u) << "stress ended before the cut: did the shutdown work?";
   EXPECT_EQ(t.stress_other_errors, 0u) << "stress failed without the cut's EIO, first:\n"
                                        << t.first_stress_error;
-  EXPECT_EQ(t.lost, 0);
-  EXPECT_EQ(t.failed_opens, 0);
-  EXPECT_EQ(t.resurrected, 0);
-  EXPECT_EQ(t.other_mismatches, 0);
+  ExpectVerifiedClean(t.verify);
 }
 
 TEST(PowerCut, Ext4ShutdownCycles) {
