@@ -4,7 +4,7 @@
 #
 #   bench/compare.sh [--runs=3] [--build=build] [--dir=build/bench-data/compare]
 #
-# Workloads (16-byte keys, 100-byte values):
+# Workloads (16-byte keys made as db_bench makes them, 100-byte values):
 #   durable-16t     fillrandom --sync=1 --threads=16        (dmalog vs db_bench)
 #   durable-inflight fillrandom --sync=1 --inflight=256      (dmalog vs db_bench's best of 16/64 threads)
 #                    (600 K operations, about 2 s: long enough that a new
