@@ -118,6 +118,10 @@ bool Executor::PushFromOutside(const Message& msg) {
 }
 
 void Executor::ThreadMain() {
+  // "dmalog-exec-N" in ps, top and perf (at most 15 characters).
+  const std::string name = "dmalog-exec-" + std::to_string(shard_ % 1000);
+  // Only a name for tools: a failure (a name too long) changes nothing else.
+  static_cast<void>(pthread_setname_np(pthread_self(), name.c_str()));
   current_executor = this;
   io::Reactor::SetCurrent(this);
   Status status = Init();
