@@ -13,6 +13,9 @@
 namespace dmalog::engine {
 namespace {
 constexpr uint32_t kZeroBufferBytes = 1u << 20;
+// A scan reads its values with at most this many reads in flight per shard
+// (each holds a pool buffer while it runs).
+constexpr uint32_t kScanReadsInFlightMax = 32;
 }  // namespace
 
 Shard::Shard(ShardOptions options, io::Directory dir)
@@ -260,14 +263,50 @@ Task<Result<std::vector<KeyValue>>> Shard::Scan(std::string from, std::string to
     hits.emplace_back(std::string(key), entry);
     return true;
   });
-  std::vector<KeyValue> out;
-  out.reserve(hits.size());
-  for (auto& [key, entry] : hits) {
-    Result<std::string> value = co_await ReadValue(entry, key);
-    if (!value.ok()) co_return value.status();
-    out.push_back(KeyValue{std::move(key), std::move(*value)});
+  co_return co_await ReadValues(std::move(hits));
+}
+
+// A scan's value reads, shared by its reader tasks; lives in ReadValues's
+// frame, which waits until every reader has ended.
+struct Shard::ScanReads {
+  std::vector<std::pair<std::string, IndexEntry>> hits;
+  std::vector<KeyValue> out;  // By hit index.
+  size_t next = 0;            // The next hit to read.
+  uint32_t readers = 0;       // Reader tasks still running.
+  Status first_error;
+  WaitList done;
+};
+
+Task<void> Shard::ScanReader(Shard* shard, ScanReads* reads) {
+  // Bounded by the hits: each round takes the next one.
+  while (reads->next < reads->hits.size() && reads->first_error.ok()) {
+    const size_t i = reads->next++;
+    auto& [key, entry] = reads->hits[i];
+    Result<std::string> value = co_await shard->ReadValue(entry, key);
+    if (!value.ok()) {
+      if (reads->first_error.ok()) reads->first_error = value.status();
+      break;
+    }
+    reads->out[i] = KeyValue{std::move(key), std::move(*value)};
   }
-  co_return out;
+  assert(reads->readers > 0);
+  if (--reads->readers == 0) reads->done.NotifyAll();
+}
+
+Task<Result<std::vector<KeyValue>>> Shard::ReadValues(
+    std::vector<std::pair<std::string, IndexEntry>> hits) {
+  ScanReads reads;
+  reads.hits = std::move(hits);
+  reads.out.resize(reads.hits.size());
+  reads.readers = static_cast<uint32_t>(std::min<size_t>(kScanReadsInFlightMax, reads.hits.size()));
+  sched::Executor* executor = sched::Executor::Current();
+  assert(executor != nullptr);
+  const uint32_t readers = reads.readers;
+  for (uint32_t r = 0; r < readers; ++r)
+    executor->Spawn(foreground_queue_, ScanReader(this, &reads));
+  while (reads.readers > 0) co_await reads.done.Wait();
+  if (!reads.first_error.ok()) co_return reads.first_error;
+  co_return std::move(reads.out);
 }
 
 Task<Result<std::vector<LogRecord>>> Shard::Tail(uint64_t from_sequence, uint64_t max_records) {

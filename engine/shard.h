@@ -68,6 +68,11 @@ class Shard {
   Task<Status> Append(WriteOptions options, format::RecordType type, std::string_view key,
                       std::string_view value, uint32_t entries);
   Task<Result<std::string>> ReadValue(const IndexEntry& entry, std::string_view key);
+  struct ScanReads;
+  // Reads the values of a scan's hits with several reads in flight.
+  Task<Result<std::vector<KeyValue>>> ReadValues(
+      std::vector<std::pair<std::string, IndexEntry>> hits);
+  static Task<void> ScanReader(Shard* shard, ScanReads* reads);
   static Task<void> SlowWrite(Shard* shard, WriteRequest* request);
   static Task<void> SlowGet(Shard* shard, GetRequest* request);
   static void OnDurable(DurableWaiter* waiter, Status status);
