@@ -43,6 +43,12 @@ enum RecordType : uint8_t {
   // Types in [kIgnorableTypeMin, kIgnorableTypeMax] may be added by future
   // versions; an older reader skips them when their checksum verifies.
   kIgnorableTypeMin = 64,
+  // Written by a clean close after the shard's last flush: no key, no value,
+  // the sequence field holds the shard's last sequence. It is valid data
+  // after every acknowledged record, so damage to the last acknowledged
+  // flush reads as damage in the middle of the log, not as a torn tail
+  // (docs/format.md, "Clean close"). Ignorable: readers skip it.
+  kCloseType = 64,
   kIgnorableTypeMax = 127,
   // Types above kIgnorableTypeMax are mandatory: an unknown one is an error.
 };

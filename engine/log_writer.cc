@@ -347,6 +347,29 @@ Task<void> LogWriter::Stop() {
   room_.NotifyAll();
   rolled_.NotifyAll();
   while (!flusher_done_ || !preparer_done_ || !acker_done_) co_await stopped_.Wait();
+  if (stats_.flushes > 0 && failed_.ok()) {
+    // Best effort: every acknowledged record is durable without it; it only
+    // lets the next open tell damage to the last flush from a torn write.
+    (co_await WriteCloseRecord()).IgnoreError();
+  }
+}
+
+Task<Status> LogWriter::WriteCloseRecord() {
+  const uint32_t align = Alignment();
+  // No room in the active segment: the next write rolls to a new one, and
+  // the segment keeps its torn-tail reading (as before close records).
+  if (next_offset_bytes_ + align > active_->size_bytes()) co_return Status::OK();
+  Batch& b = *filling_;  // Empty: the flushers have ended.
+  assert(b.used_bytes == 0 && b.segment == active_ && b.offset_bytes == next_offset_bytes_);
+  uint8_t* p = b.buf.get();
+  EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), active_->id(), next_sequence_ - 1);
+  const uint32_t gap = align - static_cast<uint32_t>(format::kRecordHeaderBytes);
+  if (gap >= format::kRecordHeaderBytes) {
+    EncodePadding(std::span<uint8_t>(p + format::kRecordHeaderBytes, gap), active_->id());
+  } else {
+    std::memset(p + format::kRecordHeaderBytes, 0, gap);
+  }
+  co_return co_await active_->file().WriteDsync(p, align, next_offset_bytes_);
 }
 
 std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {

@@ -87,7 +87,8 @@ class LogWriter {
   Task<void> AckLoop();
   // Creates spare segments ahead of need; spawn it on a background queue.
   Task<void> PrepareLoop();
-  // Flushes what is queued, then ends both loops.
+  // Flushes what is queued, ends the loops, and (if this writer flushed
+  // anything) writes a close record after the last flush.
   Task<void> Stop();
 
   // Appends a put, delete or batch record (`entries` sub-records for a
@@ -155,6 +156,8 @@ class LogWriter {
   void Encode(format::RecordType type, std::string_view key, std::string_view value,
               uint32_t entries);
   Task<void> FlushOne();
+  // Writes a close record (format::kCloseType) in the next aligned block.
+  Task<Status> WriteCloseRecord();
   void ApplyToIndex(const Batch& batch);
   void Fail(Status cause);
   // The status of `ticket` if it is settled (durable or failed), else nullopt.

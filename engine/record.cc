@@ -81,6 +81,17 @@ void EncodePadding(std::span<uint8_t> dst, uint64_t segment_id) {
   Put64(p + format::kRecordChecksumOffset, RecordChecksum(p, dst.size(), segment_id));
 }
 
+void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence) {
+  assert(dst.size() == format::kRecordHeaderBytes);
+  uint8_t* p = dst.data();
+  Put64(p + format::kRecordSequenceOffset, last_sequence);
+  Put32(p + format::kRecordValueLenOffset, 0);
+  Put16(p + format::kRecordKeyLenOffset, 0);
+  p[format::kRecordTypeOffset] = format::kCloseType;
+  p[format::kRecordFlagsOffset] = 0;
+  Put64(p + format::kRecordChecksumOffset, RecordChecksum(p, dst.size(), segment_id));
+}
+
 const char* DecodeOutcomeName(DecodeOutcome outcome) noexcept {
   switch (outcome) {
     case DecodeOutcome::kRecord:

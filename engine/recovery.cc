@@ -9,7 +9,10 @@
 // Damage at offset X is a TORN TAIL when no valid record follows it, in
 // this segment or any later one: it is the flush that was in flight at a
 // crash, which was never acknowledged. Otherwise it is CORRUPTION IN THE
-// MIDDLE: something damaged data that had been made durable.
+// MIDDLE: something damaged data that had been made durable. A clean close
+// leaves a close record (format::kCloseType) after the last flush, so after
+// a clean close no acknowledged record is at the very end of the log, and
+// damage to the last flush is corruption in the middle too.
 //
 //   tolerate_corrupted_tail_records: drop a torn tail; fail on corruption in
 //                                    the middle.
