@@ -228,12 +228,7 @@ Task<void> LogWriter::FlushOne() {
   Batch& batch = *flushing_;
   const uint64_t padded = AlignUp(batch.used_bytes, Alignment());
   const uint64_t gap = padded - batch.used_bytes;
-  uint8_t* tail = batch.buf.get() + batch.used_bytes;
-  if (gap >= format::kRecordHeaderBytes) {
-    EncodePadding(std::span<uint8_t>(tail, gap), batch.segment->id());
-  } else {
-    std::memset(tail, 0, gap);
-  }
+  EncodeGap(std::span<uint8_t>(batch.buf.get() + batch.used_bytes, gap), batch.segment->id());
   next_offset_bytes_ = batch.offset_bytes + padded;
   filling_->Reset();
   filling_->ticket = next_ticket_++;
@@ -363,12 +358,8 @@ Task<Status> LogWriter::WriteCloseRecord() {
   assert(b.used_bytes == 0 && b.segment == active_ && b.offset_bytes == next_offset_bytes_);
   uint8_t* p = b.buf.get();
   EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), active_->id(), next_sequence_ - 1);
-  const uint32_t gap = align - static_cast<uint32_t>(format::kRecordHeaderBytes);
-  if (gap >= format::kRecordHeaderBytes) {
-    EncodePadding(std::span<uint8_t>(p + format::kRecordHeaderBytes, gap), active_->id());
-  } else {
-    std::memset(p + format::kRecordHeaderBytes, 0, gap);
-  }
+  EncodeGap(std::span<uint8_t>(p + format::kRecordHeaderBytes, align - format::kRecordHeaderBytes),
+            active_->id());
   co_return co_await active_->file().WriteDsync(p, align, next_offset_bytes_);
 }
 

@@ -81,6 +81,14 @@ void EncodePadding(std::span<uint8_t> dst, uint64_t segment_id) {
   Put64(p + format::kRecordChecksumOffset, RecordChecksum(p, dst.size(), segment_id));
 }
 
+void EncodeGap(std::span<uint8_t> dst, uint64_t segment_id) {
+  if (dst.size() >= format::kRecordHeaderBytes) {
+    EncodePadding(dst, segment_id);
+  } else {
+    std::memset(dst.data(), 0, dst.size());
+  }
+}
+
 void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence) {
   assert(dst.size() == format::kRecordHeaderBytes);
   uint8_t* p = dst.data();

@@ -28,6 +28,10 @@ size_t EncodeRecord(std::span<uint8_t> dst, uint64_t segment_id, format::RecordT
 // Writes a padding record of exactly `dst.size()` bytes, which must be at
 // least kRecordHeaderBytes. Padding bytes are zero.
 void EncodePadding(std::span<uint8_t> dst, uint64_t segment_id);
+// Fills `dst`, the rest of an alignment block after the last record, so
+// that readers skip it: a padding record when a header fits, else zeros
+// (which the reader skips by rounding up to the alignment).
+void EncodeGap(std::span<uint8_t> dst, uint64_t segment_id);
 // Writes a close record (format::kCloseType, kRecordHeaderBytes long) into
 // `dst`, carrying `last_sequence`.
 void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence);

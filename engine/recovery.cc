@@ -294,10 +294,8 @@ Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
     std::memset(block.get(), 0, align);
     std::memcpy(block.get(), bytes->data(),
                 std::min<size_t>(bytes->size(), valid_end - block_start));
-    const uint64_t gap = write_at - valid_end;
-    if (gap >= format::kRecordHeaderBytes) {
-      EncodePadding(std::span<uint8_t>(block.get() + (valid_end - block_start), gap), segment.id());
-    }
+    EncodeGap(std::span<uint8_t>(block.get() + (valid_end - block_start), write_at - valid_end),
+              segment.id());
     Status s = co_await segment.file().Write(block.get(), align, block_start);
     if (!s.ok()) co_return s.WithContext("repairing the torn tail");
   }

@@ -63,6 +63,30 @@ TEST(RecordTest, PaddingFillsExactly) {
   EXPECT_EQ(d.record.encoded_bytes, 300u);
 }
 
+TEST(RecordTest, GapIsPaddingWhenAHeaderFitsElseZeros) {
+  std::vector<uint8_t> wide(format::kRecordHeaderBytes, 0xAB);
+  EncodeGap(wide, 5);
+  DecodeResult d = DecodeRecord(wide, 5);
+  ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
+  EXPECT_EQ(d.record.type, format::kPaddingType);
+  EXPECT_EQ(d.record.encoded_bytes, format::kRecordHeaderBytes);
+  std::vector<uint8_t> narrow(format::kRecordHeaderBytes - 1, 0xAB);
+  EncodeGap(narrow, 5);
+  EXPECT_EQ(narrow, std::vector<uint8_t>(narrow.size(), 0));
+}
+
+TEST(RecordTest, CloseRecordCarriesTheLastSequence) {
+  std::vector<uint8_t> buf(format::kRecordHeaderBytes);
+  EncodeClose(buf, 9, 1234);
+  DecodeResult d = DecodeRecord(buf, 9);
+  ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
+  EXPECT_EQ(d.record.type, format::kCloseType);
+  EXPECT_EQ(d.record.sequence, 1234u);
+  EXPECT_TRUE(d.record.key.empty());
+  EXPECT_TRUE(d.record.value.empty());
+  EXPECT_EQ(DecodeRecord(buf, 10).outcome, DecodeOutcome::kBadChecksum) << "seeded by segment";
+}
+
 TEST(RecordTest, LimitsNameTheLimit) {
   std::string big_key(format::kKeyBytesMax + 1, 'k');
   Status s = CheckKeyValueLimits(big_key, "v");
