@@ -302,8 +302,9 @@ Task<Result<std::vector<KeyValue>>> Shard::ReadValues(
   sched::Executor* executor = sched::Executor::Current();
   assert(executor != nullptr);
   const uint32_t readers = reads.readers;
-  for (uint32_t r = 0; r < readers; ++r)
+  for (uint32_t r = 0; r < readers; ++r) {
     executor->Spawn(foreground_queue_, ScanReader(this, &reads));
+  }
   while (reads.readers > 0) co_await reads.done.Wait();
   if (!reads.first_error.ok()) co_return reads.first_error;
   co_return std::move(reads.out);
