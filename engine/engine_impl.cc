@@ -258,7 +258,7 @@ Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::Record
       return Status::ReadOnly("shard " + std::to_string(i) +
                               " refuses writes after an earlier error; see Stats()");
     }
-    return PostWriteNoWait(*group_, i, shard, type, key, value, &deferred_errors_);
+    return PostWriteNoWait(*group_, i, shard, type, key, value, &deferred_errors_, &request_pools_);
   }
   WriteRequest request;
   request.shard = shard;
@@ -382,13 +382,13 @@ void EngineImpl::WriteAsyncTo(const WriteOptions& o, uint32_t i, format::RecordT
   proto.value = value;
   proto.entries = entries;
   proto.sync = o.sync;
-  PostWriteAsync(*group_, i, proto, std::move(done));
+  PostWriteAsync(*group_, i, proto, std::move(done), &request_pools_);
 }
 
 void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
   if (Status s = CheckOpen(); !s.ok()) return done(s);
   const uint32_t i = ShardOf(key);
-  PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done));
+  PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done), &request_pools_);
 }
 
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,

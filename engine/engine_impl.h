@@ -65,6 +65,8 @@ class EngineImpl final : public Engine {
   io::DirectoryLock lock_;
   const uint32_t shard_count_;
   const uint64_t segment_size_bytes_;
+  // Before group_: outlives the executors, which hold its requests.
+  RequestPools request_pools_;
   std::unique_ptr<sched::ExecutorGroup> group_;
   std::vector<sched::QueueId> foreground_queue_;
   std::vector<sched::QueueId> background_queue_;

@@ -50,18 +50,6 @@ void Signal(Blocking* b) {
 // Spinning reads the clock once every this many polls.
 constexpr uint32_t kSpinPollsPerClockRead = 64;
 
-// ---- Heap-owned requests.
-struct OwnedWrite : WriteRequest {
-  std::string bytes;  // Key then value.
-  DeferredErrors* errors = nullptr;
-};
-struct AsyncWrite : WriteRequest {
-  Engine::StatusCallback done;
-};
-struct AsyncGet : GetRequest {
-  Engine::GetCallback done;
-};
-
 }  // namespace
 
 void CallerWait::Await(sched::WakeWord& done) {
@@ -102,56 +90,72 @@ Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_i
 void DeferredErrors::Record(const Status& status) {
   std::lock_guard<std::mutex> lock(mu_);
   if (first_.ok()) first_ = status.WithContext("an earlier write with sync=false failed");
+  any_.store(true, std::memory_order_release);
 }
 
 Status DeferredErrors::Take() {
+  if (!any_.load(std::memory_order_acquire)) return Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
+  any_.store(false, std::memory_order_relaxed);
   return std::exchange(first_, Status::OK());
 }
 
 Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
                        format::RecordType type, std::string_view key, std::string_view value,
-                       DeferredErrors* errors) {
-  auto owned = std::make_unique<OwnedWrite>();
-  owned->bytes.reserve(key.size() + value.size());
-  owned->bytes.append(key).append(value);
+                       DeferredErrors* errors, RequestPools* pools) {
+  OwnedWrite* owned = pools->owned_writes.Take();
+  static_cast<WriteRequest&>(*owned) = WriteRequest{};
+  owned->bytes.assign(key).append(value);  // Reuses the capacity of earlier uses.
   owned->shard = shard;
   owned->type = type;
   owned->key = std::string_view(owned->bytes).substr(0, key.size());
   owned->value = std::string_view(owned->bytes).substr(key.size());
   owned->sync = false;
   owned->errors = errors;
+  owned->pools = pools;
   owned->complete = [](WriteRequest* r) {
-    std::unique_ptr<OwnedWrite> self(static_cast<OwnedWrite*>(r));
+    auto* self = static_cast<OwnedWrite*>(r);
     if (!self->status.ok()) self->errors->Record(self->status);
+    self->pools->owned_writes.Release(self);
   };
-  Post(group, shard_index, owned.release());
+  Post(group, shard_index, owned);
   return Status::OK();
 }
 
 void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const WriteRequest& proto,
-                    Engine::StatusCallback done) {
-  auto request = std::make_unique<AsyncWrite>();
+                    Engine::StatusCallback done, RequestPools* pools) {
+  AsyncWrite* request = pools->async_writes.Take();
   static_cast<WriteRequest&>(*request) = proto;
   request->done = std::move(done);
+  request->pools = pools;
   request->complete = [](WriteRequest* r) {
-    std::unique_ptr<AsyncWrite> self(static_cast<AsyncWrite*>(r));
-    self->done(std::move(self->status));
+    auto* self = static_cast<AsyncWrite*>(r);
+    Engine::StatusCallback callback = std::move(self->done);
+    Status status = std::move(self->status);
+    // Back in the pool before the callback runs: the callback may post the
+    // next request, and finds this one free.
+    self->pools->async_writes.Release(self);
+    callback(std::move(status));
   };
-  Post(group, shard_index, request.release());
+  Post(group, shard_index, request);
 }
 
 void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
-                  std::string_view key, Engine::GetCallback done) {
-  auto request = std::make_unique<AsyncGet>();
+                  std::string_view key, Engine::GetCallback done, RequestPools* pools) {
+  AsyncGet* request = pools->async_gets.Take();
+  static_cast<GetRequest&>(*request) = GetRequest{};
   request->shard = shard;
   request->key = key;
   request->done = std::move(done);
+  request->pools = pools;
   request->complete = [](GetRequest* r) {
-    std::unique_ptr<AsyncGet> self(static_cast<AsyncGet*>(r));
-    self->done(std::move(self->result));
+    auto* self = static_cast<AsyncGet*>(r);
+    Engine::GetCallback callback = std::move(self->done);
+    Result<std::string> result = std::move(self->result);
+    self->pools->async_gets.Release(self);
+    callback(std::move(result));
   };
-  Post(group, shard_index, request.release());
+  Post(group, shard_index, request);
 }
 
 }  // namespace dmalog::engine

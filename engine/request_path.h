@@ -3,8 +3,9 @@
 //
 //   Blocking calls keep the request on the caller's stack and wait on an
 //   atomic: no allocation, one wake-up each way.
-//   Asynchronous calls own a heap request that carries the callback.
-//   A blocking put with sync = false copies key and value into a heap
+//   Asynchronous calls take a request that carries the callback from a
+//   pool (request_pool.h).
+//   A blocking put with sync = false copies key and value into a pooled
 //   request and returns once it is queued: the shard's inbox is FIFO, so a
 //   later call from the same thread (a Get) is served after it.
 #pragma once
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "dmalog/engine.h"
+#include "engine/request_pool.h"
 #include "engine/requests.h"
 #include "scheduler/executor_group.h"
 #include "scheduler/wake_word.h"
@@ -51,20 +53,47 @@ class DeferredErrors {
   Status Take();
 
  private:
+  std::atomic<bool> any_{false};  // Lets Take skip the lock: it runs on every write.
   std::mutex mu_;
   Status first_;  // Guarded by mu_.
 };
 
+// ---- Requests that outlive the call that made them (pooled).
+struct RequestPools;
+struct OwnedWrite : WriteRequest {  // sync = false: key then value, copied.
+  std::string bytes;
+  DeferredErrors* errors = nullptr;
+  RequestPools* pools = nullptr;
+};
+struct AsyncWrite : WriteRequest {
+  Engine::StatusCallback done;
+  RequestPools* pools = nullptr;
+};
+struct AsyncGet : GetRequest {
+  Engine::GetCallback done;
+  RequestPools* pools = nullptr;
+};
+// Requests in flight beyond which each kind comes from the heap: more than
+// the in-flight benchmark's 2 x 256, and a few flushes' worth of sync=false
+// puts waiting in a shard's inbox.
+inline constexpr uint32_t kPooledRequestsMax = 1024;
+struct RequestPools {
+  RequestPool<OwnedWrite, kPooledRequestsMax> owned_writes;
+  RequestPool<AsyncWrite, kPooledRequestsMax> async_writes;
+  RequestPool<AsyncGet, kPooledRequestsMax> async_gets;
+};
+
 // Copies key and value, posts, and returns once queued (sync = false).
-// `errors` must outlive the engine's executors.
+// `errors` and `pools` must outlive the engine's executors.
 Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
                        format::RecordType type, std::string_view key, std::string_view value,
-                       DeferredErrors* errors);
+                       DeferredErrors* errors, RequestPools* pools);
 
-// Asynchronous forms: `done` runs on the shard's executor thread.
+// Asynchronous forms: `done` runs on the shard's executor thread. `pools`
+// must outlive the engine's executors.
 void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const WriteRequest& proto,
-                    Engine::StatusCallback done);
+                    Engine::StatusCallback done, RequestPools* pools);
 void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
-                  std::string_view key, Engine::GetCallback done);
+                  std::string_view key, Engine::GetCallback done, RequestPools* pools);
 
 }  // namespace dmalog::engine

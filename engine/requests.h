@@ -36,7 +36,9 @@ struct WriteRequest {
 struct GetRequest {
   Shard* shard = nullptr;
   std::string_view key;  // Borrowed until `complete` runs.
-  Result<std::string> result = Status::Aborted("not run");
+  // Set before `complete` runs. Starts as a value, not an error: an error
+  // Status allocates, and a get would pay for it on every call.
+  Result<std::string> result{std::string()};
   void (*complete)(GetRequest* request) = nullptr;
 };
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/request_path.h"
 #include "tests/test_util.h"
 
 namespace dmalog {
@@ -243,6 +244,52 @@ TEST(EngineTest, AsyncFormsCallBack) {
   Result<std::string> v = got.get_future().get();
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, values[42]);
+}
+
+// More asynchronous and sync=false calls in flight than the request pools
+// hold (engine/request_path.h): the rest come from the heap, and every one
+// completes once, with its own key and value.
+TEST(EngineTest, MoreCallsInFlightThanThePoolsHold) {
+  testing::TestDir dir;
+  auto db = OpenOrDie(SmallOptions(dir.File("db")));
+  ASSERT_NE(db, nullptr);
+  constexpr int kOps = 2 * static_cast<int>(engine::kPooledRequestsMax) + 17;
+  std::vector<std::string> keys, values;
+  for (int i = 0; i < kOps; ++i) {
+    keys.push_back("p" + std::to_string(i));
+    values.push_back("v" + std::to_string(i * 7));
+  }
+  std::atomic<int> completed{0}, failed{0};
+  const auto count = [&](bool ok) {
+    if (!ok) failed.fetch_add(1);
+    completed.fetch_add(1);
+    completed.notify_all();
+  };
+  const WriteOptions no_sync{false};
+  for (int i = 0; i < kOps; ++i) {
+    if (i % 2 == 0) {
+      db->PutAsync({}, keys[i], values[i], [&](Status s) { count(s.ok()); });
+    } else {
+      ASSERT_OK(db->Put(no_sync, keys[i], values[i]));  // Copied, queued, returns.
+    }
+  }
+  const int async_puts = (kOps + 1) / 2;
+  for (int seen = completed.load(); seen < async_puts; seen = completed.load()) {
+    completed.wait(seen);
+  }
+  std::vector<std::string> got(kOps);
+  for (int i = 0; i < kOps; ++i) {
+    db->GetAsync(keys[i], [&, i](Result<std::string> v) {
+      got[i] = v.ok() ? *v : v.status().ToString();
+      count(v.ok());
+    });
+  }
+  for (int seen = completed.load(); seen < async_puts + kOps; seen = completed.load()) {
+    completed.wait(seen);
+  }
+  EXPECT_EQ(completed.load(), async_puts + kOps) << "each callback runs once";
+  EXPECT_EQ(failed.load(), 0);
+  for (int i = 0; i < kOps; ++i) ASSERT_EQ(got[i], values[i]) << keys[i];
 }
 
 }  // namespace
