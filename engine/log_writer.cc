@@ -23,8 +23,13 @@ void LogWriter::Batch::Reset() {
   segment = nullptr;
   offset_bytes = 0;
   records.clear();
+  // Key by key, not latest.clear(): Abseil's clear() frees a table of more
+  // than 127 slots, so every batch grew it again from nothing (allocations
+  // and rehashes on the write path). The keys still point into this batch's
+  // buffer, which is not reused before Reset returns.
+  for (const Entry& e : entries) latest.erase(e.key);
+  assert(latest.empty());
   entries.clear();
-  latest.clear();
 }
 
 LogWriter::LogWriter(const LogWriterOptions& options, RecoveredShard& recovered, Index* index,
