@@ -116,6 +116,7 @@ Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard*
   owned->complete = [](WriteRequest* r) {
     auto* self = static_cast<OwnedWrite*>(r);
     if (!self->status.ok()) self->errors->Record(self->status);
+    if (self->bytes.capacity() > kPooledCopyBytesMax) std::string().swap(self->bytes);
     self->pools->owned_writes.Release(self);
   };
   Post(group, shard_index, owned);

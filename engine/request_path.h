@@ -77,6 +77,10 @@ struct AsyncGet : GetRequest {
 // the in-flight benchmark's 2 x 256, and a few flushes' worth of sync=false
 // puts waiting in a shard's inbox.
 inline constexpr uint32_t kPooledRequestsMax = 1024;
+// A pooled sync=false request keeps its copy buffer for the next put, up to
+// this size: a burst of large values must not stay pinned in the pool
+// (1024 requests x a 1 MiB value would be 1 GiB).
+inline constexpr size_t kPooledCopyBytesMax = 4096;
 struct RequestPools {
   RequestPool<OwnedWrite, kPooledRequestsMax> owned_writes;
   RequestPool<AsyncWrite, kPooledRequestsMax> async_writes;
