@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cstdlib>
 #include <cstring>
+#include <span>
+#include <string>
 
 #include "engine/aligned.h"
 #include "engine/segment_scanner.h"
@@ -187,6 +189,48 @@ Task<Result<std::string>> Shard::Get(std::string_view key) {
   co_return co_await ReadValue(*entry, key);
 }
 
+namespace {
+
+// The value of the record `entry` names, from the aligned read of `read`
+// (bytes of `segment` from offset `read_offset_bytes`). Builds error text
+// only on an error: a get costs no allocation but the value's.
+Result<std::string> ValueFromRead(const Segment& segment, const IndexEntry& entry,
+                                  std::string_view key, std::span<const uint8_t> read,
+                                  uint64_t read_offset_bytes) {
+  const auto where = [&] {
+    return "segment " + segment.path() + " offset " + std::to_string(entry.offset_bytes);
+  };
+  assert(entry.offset_bytes >= read_offset_bytes);
+  const uint64_t skip = entry.offset_bytes - read_offset_bytes;
+  const uint64_t have = read.size() > skip ? read.size() - skip : 0;
+  DecodeResult d = DecodeRecord(read.subspan(std::min<uint64_t>(skip, read.size()),
+                                             std::min<uint64_t>(have, entry.record_bytes)),
+                                segment.id());
+  if (d.outcome != DecodeOutcome::kRecord) {
+    return Status::Corruption(where() + ": " + DecodeOutcomeName(d.outcome) +
+                              " on read: the data on disk is damaged; reopen with "
+                              "--recovery_mode=skip_any_corrupted_records to skip damaged "
+                              "records");
+  }
+  if (d.record.type == format::kBatchType) {
+    BatchReader reader(d.record.value);
+    const uint64_t want = entry.sequence - d.record.sequence;
+    // Bounded by the entry's position in the batch.
+    for (uint64_t i = 0; i <= want; ++i) {
+      Result<BatchEntry> e = reader.Next();
+      if (!e.ok()) break;
+      if (i == want && e->key == key) return std::string(e->value);
+    }
+    return Status::Corruption(where() + ": the batch has no entry for the key");
+  }
+  if (d.record.key != key || d.record.sequence != entry.sequence) {
+    return Status::Corruption(where() + ": the record holds another key than the index says");
+  }
+  return std::string(d.record.value);
+}
+
+}  // namespace
+
 Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_view key) {
   const Segment* segment = writer_->FindSegment(entry.segment_id);
   if (segment == nullptr) {
@@ -217,37 +261,10 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
   }
   io::IoAwaitable read = segment->file().Read(buf, length, start, buf_index);
   Status s = co_await read;
-  Result<std::string> out = Status::Corruption("unreachable");
-  const std::string where =
-      "segment " + segment->path() + " offset " + std::to_string(entry.offset_bytes);
-  if (!s.ok()) {
-    out = s;
-  } else {
-    const uint64_t skip = entry.offset_bytes - start;
-    const uint64_t have = read.done_bytes() > skip ? read.done_bytes() - skip : 0;
-    DecodeResult d = DecodeRecord(
-        std::span<const uint8_t>(buf + skip, std::min<uint64_t>(have, entry.record_bytes)),
-        segment->id());
-    if (d.outcome != DecodeOutcome::kRecord) {
-      out =
-          Status::Corruption(where + ": " + DecodeOutcomeName(d.outcome) +
-                             " on read: the data on disk is damaged; reopen with "
-                             "--recovery_mode=skip_any_corrupted_records to skip damaged records");
-    } else if (d.record.type == format::kBatchType) {
-      BatchReader reader(d.record.value);
-      const uint64_t want = entry.sequence - d.record.sequence;
-      out = Status::Corruption(where + ": the batch has no entry for the key");
-      for (uint64_t i = 0; i <= want; ++i) {
-        Result<BatchEntry> e = reader.Next();
-        if (!e.ok()) break;
-        if (i == want && e->key == key) out = std::string(e->value);
-      }
-    } else if (d.record.key != key || d.record.sequence != entry.sequence) {
-      out = Status::Corruption(where + ": the record holds another key than the index says");
-    } else {
-      out = std::string(d.record.value);
-    }
-  }
+  Result<std::string> out =
+      s.ok() ? ValueFromRead(*segment, entry, key, std::span<const uint8_t>(buf, read.done_bytes()),
+                             start)
+             : Result<std::string>(std::move(s));
   if (pooled) pool.Release(*pooled);
   co_return out;
 }

@@ -23,6 +23,11 @@ thread_local Executor* current_executor = nullptr;
 // ---- Root tasks: a detached wrapper that owns the spawned Task's frame.
 
 struct Executor::RootPromise {
+  // Frames come from the thread's frame cache, as Task frames do.
+  static void* operator new(std::size_t bytes) { return dmalog::detail::AllocateFrame(bytes); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept {
+    dmalog::detail::FreeFrame(frame, bytes);
+  }
   // The coroutine's parameters, seen by the promise: registers the root.
   RootPromise(Executor* ex, Task<void>& /*task*/) : executor(ex) {
     next = executor->roots_;

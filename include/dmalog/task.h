@@ -14,6 +14,7 @@
 
 #include <cassert>
 #include <coroutine>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <optional>
@@ -26,7 +27,17 @@ class Task;
 
 namespace detail {
 
+// Coroutine frames come from a per-thread cache of freed frames (size
+// classes of 64 bytes up to 2 KiB; scheduler/frame_cache.cc), so a request
+// that runs a few tasks costs no malloc once the cache is warm: the engine's
+// hot path allocates nothing after open. Larger frames use operator new.
+void* AllocateFrame(std::size_t bytes);
+void FreeFrame(void* frame, std::size_t bytes) noexcept;
+
 struct TaskPromiseBase {
+  static void* operator new(std::size_t bytes) { return AllocateFrame(bytes); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept { FreeFrame(frame, bytes); }
+
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
