@@ -7,6 +7,7 @@
 // --inflight=K keeps K operations in flight per thread through the
 // asynchronous API (PutAsync/GetAsync) instead of one blocking call at a time.
 #include <gflags/gflags.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -241,8 +242,20 @@ void RunReadSeq(dmalog::Engine& db, ThreadResult& r) {
   }
 }
 
+// The process's user and system CPU so far, in microseconds.
+struct CpuUs {
+  double user = 0;
+  double system = 0;
+};
+CpuUs ProcessCpu() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return {};  // Only a figure: report 0.
+  auto us = [](const timeval& tv) { return tv.tv_sec * 1e6 + tv.tv_usec; };
+  return {us(ru.ru_utime), us(ru.ru_stime)};
+}
+
 void Report(const std::string& name, const std::vector<ThreadResult>& results, double seconds,
-            bool is_read) {
+            bool is_read, CpuUs cpu) {
   std::vector<float> all;
   uint64_t ops = 0, bytes = 0, found = 0, errors = 0;
   std::string first_error;
@@ -270,6 +283,11 @@ void Report(const std::string& name, const std::vector<ThreadResult>& results, d
   };
   std::printf("Percentiles: P50: %.2f P75: %.2f P99: %.2f P99.9: %.2f P99.99: %.2f\n", pct(50),
               pct(75), pct(99), pct(99.9), pct(99.99));
+  // CPU per operation: the engine's executors and the client threads
+  // together. Steadier than ops/s on a shared device, so it shows what a
+  // change costs in CPU even when the device's speed moves.
+  std::printf("CPU: %.2f us/op (user %.2f, system %.2f; every thread of the process)\n",
+              (cpu.user + cpu.system) / ops, cpu.user / ops, cpu.system / ops);
   if (errors > 0)
     std::printf("errors: %lu (first: %s)\n", static_cast<unsigned long>(errors),
                 first_error.c_str());
@@ -332,6 +350,7 @@ int main(int argc, char** argv) {
     }
     const int threads = op == Op::kReadSeq ? 1 : FLAGS_threads;
     std::vector<ThreadResult> results(threads);
+    const CpuUs cpu_start = ProcessCpu();
     const auto start = Clock::now();
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
@@ -343,7 +362,9 @@ int main(int argc, char** argv) {
     }
     for (auto& w : workers) w.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    Report(name, results, seconds, op == Op::kReadRandom || op == Op::kReadSeq);
+    const CpuUs cpu_end = ProcessCpu();
+    Report(name, results, seconds, op == Op::kReadRandom || op == Op::kReadSeq,
+           {cpu_end.user - cpu_start.user, cpu_end.system - cpu_start.system});
   }
   const dmalog::EngineStats stats = (*db)->Stats();
   double overhead = 0;

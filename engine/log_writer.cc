@@ -370,6 +370,7 @@ Task<Status> LogWriter::WriteCloseRecord() {
 
 std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {
   for (const Batch* b : {filling_, flushing_}) {
+    if (b->entries.empty()) continue;  // Most gets: no key to hash.
     auto it = b->latest.find(key);
     if (it != b->latest.end()) {
       const Entry& e = b->entries[it->second];
