@@ -175,29 +175,70 @@ struct Slot {
   std::atomic<bool> busy{false};
 };
 
+// Keeps --inflight operations in flight: each new operation takes whichever
+// slot finished, not slot i % N (waiting for one slow operation in order
+// would leave the others idle, as fio's iodepth never does).
+class SlotPicker {
+ public:
+  explicit SlotPicker(std::vector<Slot>& slots) : slots_(slots) {}
+  // A free slot; waits until one is. Bounded: each wait follows a change of
+  // finished_, and each scan looks at every slot once.
+  Slot& Take() {
+    for (;;) {
+      const uint32_t seen = finished_.load(std::memory_order_acquire);
+      for (size_t n = 0; n < slots_.size(); ++n) {
+        Slot& slot = slots_[next_];
+        next_ = (next_ + 1) % slots_.size();
+        if (!slot.busy.load(std::memory_order_acquire)) return slot;
+      }
+      finished_.wait(seen, std::memory_order_acquire);
+    }
+  }
+  // From the callback that completes `slot`'s operation.
+  void Finish(Slot& slot) {
+    slot.busy.store(false, std::memory_order_release);
+    finished_.fetch_add(1, std::memory_order_acq_rel);
+    finished_.notify_one();
+  }
+  void WaitAll() {
+    for (Slot& slot : slots_) {
+      // Bounded by the operations in flight.
+      for (;;) {
+        const uint32_t seen = finished_.load(std::memory_order_acquire);
+        if (!slot.busy.load(std::memory_order_acquire)) break;
+        finished_.wait(seen, std::memory_order_acquire);
+      }
+    }
+  }
+
+ private:
+  std::vector<Slot>& slots_;
+  size_t next_ = 0;
+  std::atomic<uint32_t> finished_{0};
+};
+
 void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
   const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
   const dmalog::WriteOptions wo{FLAGS_sync};
   ValueSource values(rng);
   std::vector<Slot> slots(FLAGS_inflight);
+  SlotPicker picker(slots);
   std::vector<float> latencies_us(count);
   for (int64_t i = 0; i < count; ++i) {
-    Slot& slot = slots[i % slots.size()];
-    slot.busy.wait(true, std::memory_order_acquire);
+    Slot& slot = picker.Take();
     slot.key = FormatKey(KeyFor(op, thread, i, rng), slot.key_buf);
     slot.latency_us = &latencies_us[i];
     slot.busy.store(true, std::memory_order_relaxed);
     slot.start = Clock::now();
-    auto finish = [&slot](const dmalog::Status& s, uint64_t bytes, bool found) {
+    auto finish = [&slot, &picker](const dmalog::Status& s, uint64_t bytes, bool found) {
       *slot.latency_us =
           std::chrono::duration<float, std::micro>(Clock::now() - slot.start).count();
       RecordStatus(slot.errors, s);
       slot.bytes += bytes;
       slot.found += found ? 1 : 0;
       ++slot.ops;
-      slot.busy.store(false, std::memory_order_release);
-      slot.busy.notify_one();
+      picker.Finish(slot);
     };
     if (op == Op::kReadRandom) {
       db.GetAsync(slot.key, [finish, &slot](dmalog::Result<std::string> v) {
@@ -212,8 +253,8 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
       });
     }
   }
+  picker.WaitAll();
   for (Slot& slot : slots) {
-    slot.busy.wait(true, std::memory_order_acquire);
     r.ops += slot.ops;
     r.found += slot.found;
     r.bytes += slot.bytes;
