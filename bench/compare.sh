@@ -26,6 +26,7 @@ for arg in "$@"; do
     *) echo "usage: bench/compare.sh [--runs=N] [--build=DIR] [--dir=DATA_DIR]" >&2; exit 2 ;;
   esac
 done
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --runs must be a number >= 1, not '$runs'" >&2; exit 2; }
 dir=${dir:-$build/bench-data/compare}
 mkdir -p "$dir"
 out=$(mktemp -d "$dir/results.XXXX")
@@ -39,6 +40,7 @@ common="--key_size=16 --value_size=100"
 cmd_dm_durable16() { "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=16 --num=2000 $common; }
 cmd_rk_durable16() { db_bench --db="$dir/rk" --benchmarks=fillrandom --sync=1 --threads=16 --num=2000 $common; }
 cmd_dm_inflight()  { "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=2 --inflight=256 --num=300000 $common; }
+cmd_rk_best16()    { cmd_rk_durable16; }
 cmd_rk_best64()    { db_bench --db="$dir/rk" --benchmarks=fillrandom --sync=1 --threads=64 --num=500 $common; }
 cmd_dm_1t()        { "$bench" --db="$dir/dm" --benchmarks=fillrandom --sync=1 --threads=1 --num=5000 $common; }
 cmd_fio_wsync()    { fio --output-format=json --directory="$dir" fio-profiles/write-fdatasync-4k-qd1.fio --runtime=5; }
@@ -46,11 +48,11 @@ cmd_dm_fillseq()   { "$bench" --db="$dir/dm" --benchmarks=fillseq --sync=0 --thr
 cmd_rk_fillseq()   { db_bench --db="$dir/rk" --benchmarks=fillseq --sync=0 --threads=1 --num=500000 $common; }
 cmd_dm_read16()    { "$bench" --db="$dir/dm" --benchmarks=fillseq,readrandom --sync=0 --threads=16 --num=50000 --reads=5000 $common; }
 cmd_fio_rread()    { fio --output-format=json --directory="$dir" fio-profiles/randread-4k-qd16.fio --runtime=5 --size=512m; }
-# dmalog and its baseline run back to back, so that both see the same phase
+# dmalog and its baseline(s) run back to back, so that all see the same phase
 # of a shared device (on the VM, fio's randread IOPS moved from 50 K to
-# 170 K within an hour); the order in a pair flips every round, and the
+# 170 K within an hour); the order in a group flips every round, and the
 # ratio reported is the median of the rounds' ratios.
-pairs="dm_durable16:rk_durable16 dm_inflight:rk_best64 dm_1t:fio_wsync dm_fillseq:rk_fillseq dm_read16:fio_rread"
+groups="dm_durable16:rk_durable16 dm_inflight:rk_best16:rk_best64 dm_1t:fio_wsync dm_fillseq:rk_fillseq dm_read16:fio_rread"
 
 one() {  # name round -> $out/name.round
   "cmd_$1" > "$out/$1.$2" 2>&1 || { echo "compare.sh: $1 failed:" >&2; tail -5 "$out/$1.$2" >&2; exit 3; }
@@ -58,9 +60,13 @@ one() {  # name round -> $out/name.round
 
 echo "compare.sh: $(date -u +%F) on $(uname -r), $(nproc) CPUs, data in $dir; $runs round(s)" >&2
 for i in $(seq 1 "$runs"); do
-  for pair in $pairs; do
-    a=${pair%%:*}; b=${pair##*:}
-    if (( i % 2 == 1 )); then one "$a" "$i"; one "$b" "$i"; else one "$b" "$i"; one "$a" "$i"; fi
+  for group in $groups; do
+    IFS=: read -ra names <<< "$group"
+    if (( i % 2 == 0 )); then  # Reversed on even rounds.
+      for (( k = ${#names[@]} - 1; k >= 0; k-- )); do one "${names[k]}" "$i"; done
+    else
+      for name in "${names[@]}"; do one "$name" "$i"; done
+    fi
   done
   echo "compare.sh: round $i of $runs done" >&2
 done
@@ -100,7 +106,7 @@ def row(workload, d, base_name, b, target):
     rows.append((workload, med(d), base_name, med(b), med(ratios), min(ratios), max(ratios), target))
 row("durable puts, 16 threads (ops/s)", ops("dm_durable16", "fillrandom"), "db_bench",
     ops("rk_durable16", "fillrandom"), ">= 5x")
-best = [max(x, y) for x, y in zip(ops("rk_durable16", "fillrandom"), ops("rk_best64", "fillrandom"))]
+best = [max(x, y) for x, y in zip(ops("rk_best16", "fillrandom"), ops("rk_best64", "fillrandom"))]
 row("durable puts, 2x256 in flight (ops/s)", ops("dm_inflight", "fillrandom"),
     "db_bench best 16/64t", best, ">= 10x")
 row("durable put, 1 thread, P50 (us)", p50("dm_1t", "fillrandom"), "fio write+fdatasync qd1",

@@ -41,6 +41,7 @@ DEFINE_uint64(segment_size_bytes, 64ull << 20, "segment size for a new database"
 DEFINE_int64(seed, 301, "random seed");
 DEFINE_int32(idle_poll_us, -1, "Options::idle_poll_us (-1: the engine's default)");
 DEFINE_int32(caller_spin_us, -1, "Options::caller_spin_us (-1: the engine's default)");
+DEFINE_string(cpus, "", "Options::cpus: comma-separated CPUs to pin shard i to (empty: unpinned)");
 DEFINE_string(key_format, "db_bench",
               "db_bench: the key number as 8 big-endian bytes, then '0' padding to "
               "--key_size (db_bench's GenerateKeyFromInt); decimal: the number in "
@@ -178,43 +179,61 @@ struct Slot {
 // Keeps --inflight operations in flight: each new operation takes whichever
 // slot finished, not slot i % N (waiting for one slow operation in order
 // would leave the others idle, as fio's iodepth never does).
+//
+// Lifetime: a callback touches the picker until its last statement, the
+// increment of exited_; WaitAll returns only once every issued operation's
+// callback got there, so the picker (on RunAsync's stack) outlives them all.
 class SlotPicker {
  public:
+  // An operation that takes longer than this is reported as stuck.
+  static constexpr std::chrono::seconds kOperationTimeout{120};
+
   explicit SlotPicker(std::vector<Slot>& slots) : slots_(slots) {}
-  // A free slot; waits until one is. Bounded: each wait follows a change of
-  // finished_, and each scan looks at every slot once.
-  Slot& Take() {
-    for (;;) {
+  // A free slot, or null if none freed up within kOperationTimeout.
+  Slot* Take() {
+    const auto deadline = Clock::now() + kOperationTimeout;
+    // Bounded by the deadline; each round scans every slot once.
+    while (Clock::now() < deadline) {
       const uint32_t seen = finished_.load(std::memory_order_acquire);
       for (size_t n = 0; n < slots_.size(); ++n) {
         Slot& slot = slots_[next_];
         next_ = (next_ + 1) % slots_.size();
-        if (!slot.busy.load(std::memory_order_acquire)) return slot;
+        if (!slot.busy.load(std::memory_order_acquire)) {
+          ++issued_;
+          return &slot;
+        }
       }
       finished_.wait(seen, std::memory_order_acquire);
     }
+    return nullptr;
   }
-  // From the callback that completes `slot`'s operation.
+  // The last thing the callback that completes `slot`'s operation does.
   void Finish(Slot& slot) {
     slot.busy.store(false, std::memory_order_release);
     finished_.fetch_add(1, std::memory_order_acq_rel);
     finished_.notify_one();
+    exited_.fetch_add(1, std::memory_order_release);  // The picker's last use.
   }
-  void WaitAll() {
-    for (Slot& slot : slots_) {
-      // Bounded by the operations in flight.
-      for (;;) {
-        const uint32_t seen = finished_.load(std::memory_order_acquire);
-        if (!slot.busy.load(std::memory_order_acquire)) break;
-        finished_.wait(seen, std::memory_order_acquire);
-      }
+  // Waits until every operation's callback has exited Finish; false if one
+  // did not within kOperationTimeout.
+  bool WaitAll() {
+    constexpr auto kPoll = std::chrono::microseconds(50);
+    const auto deadline = Clock::now() + kOperationTimeout;
+    // Bounded by the deadline. Polls: a futex wake-up would touch the picker
+    // after the callback's last use of it.
+    while (exited_.load(std::memory_order_acquire) != issued_) {
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(kPoll);
     }
+    return true;
   }
 
  private:
   std::vector<Slot>& slots_;
   size_t next_ = 0;
+  uint64_t issued_ = 0;  // Driver thread only.
   std::atomic<uint32_t> finished_{0};
+  std::atomic<uint64_t> exited_{0};
 };
 
 void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
@@ -226,7 +245,13 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   SlotPicker picker(slots);
   std::vector<float> latencies_us(count);
   for (int64_t i = 0; i < count; ++i) {
-    Slot& slot = picker.Take();
+    Slot* taken = picker.Take();
+    if (taken == nullptr) {
+      std::fprintf(stderr, "dmalog_bench: an operation is stuck (no reply in %lld s)\n",
+                   static_cast<long long>(SlotPicker::kOperationTimeout.count()));
+      std::abort();  // The engine still holds the slots' memory: do not unwind.
+    }
+    Slot& slot = *taken;
     slot.key = FormatKey(KeyFor(op, thread, i, rng), slot.key_buf);
     slot.latency_us = &latencies_us[i];
     slot.busy.store(true, std::memory_order_relaxed);
@@ -253,7 +278,11 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
       });
     }
   }
-  picker.WaitAll();
+  if (!picker.WaitAll()) {
+    std::fprintf(stderr, "dmalog_bench: an operation is stuck (no reply in %lld s)\n",
+                 static_cast<long long>(SlotPicker::kOperationTimeout.count()));
+    std::abort();  // As above.
+  }
   for (Slot& slot : slots) {
     r.ops += slot.ops;
     r.found += slot.found;
@@ -285,10 +314,10 @@ void RunReadSeq(dmalog::Engine& db, ThreadResult& r) {
 
 // The process's user and system CPU so far, in microseconds.
 struct CpuUs {
-  double user = 0;
-  double system = 0;
+  double user_us = 0;
+  double system_us = 0;
 };
-CpuUs ProcessCpu() {
+CpuUs ProcessCpuUs() {
   rusage ru{};
   if (getrusage(RUSAGE_SELF, &ru) != 0) return {};  // Only a figure: report 0.
   auto us = [](const timeval& tv) { return tv.tv_sec * 1e6 + tv.tv_usec; };
@@ -328,7 +357,7 @@ void Report(const std::string& name, const std::vector<ThreadResult>& results, d
   // together. Steadier than ops/s on a shared device, so it shows what a
   // change costs in CPU even when the device's speed moves.
   std::printf("CPU: %.2f us/op (user %.2f, system %.2f; every thread of the process)\n",
-              (cpu.user + cpu.system) / ops, cpu.user / ops, cpu.system / ops);
+              (cpu.user_us + cpu.system_us) / ops, cpu.user_us / ops, cpu.system_us / ops);
   if (errors > 0)
     std::printf("errors: %lu (first: %s)\n", static_cast<unsigned long>(errors),
                 first_error.c_str());
@@ -358,6 +387,18 @@ int main(int argc, char** argv) {
   if (FLAGS_idle_poll_us >= 0) options.idle_poll_us = static_cast<uint32_t>(FLAGS_idle_poll_us);
   if (FLAGS_caller_spin_us >= 0) {
     options.caller_spin_us = static_cast<uint32_t>(FLAGS_caller_spin_us);
+  }
+  {
+    std::stringstream cpus(FLAGS_cpus);
+    // Bounded by the flag's length.
+    for (std::string cpu; std::getline(cpus, cpu, ',');) {
+      if (cpu.empty() || cpu.find_first_not_of("0123456789") != std::string::npos) {
+        std::fprintf(stderr, "dmalog_bench: --cpus must be CPU numbers like 0,1, not '%s'\n",
+                     FLAGS_cpus.c_str());
+        return 2;
+      }
+      options.cpus.push_back(std::stoi(cpu));
+    }
   }
   dmalog::Result<std::unique_ptr<dmalog::Engine>> db = dmalog::Engine::Open(options);
   if (!db.ok()) {
@@ -391,7 +432,7 @@ int main(int argc, char** argv) {
     }
     const int threads = op == Op::kReadSeq ? 1 : FLAGS_threads;
     std::vector<ThreadResult> results(threads);
-    const CpuUs cpu_start = ProcessCpu();
+    const CpuUs cpu_start = ProcessCpuUs();
     const auto start = Clock::now();
     std::vector<std::thread> workers;
     for (int t = 0; t < threads; ++t) {
@@ -403,9 +444,9 @@ int main(int argc, char** argv) {
     }
     for (auto& w : workers) w.join();
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const CpuUs cpu_end = ProcessCpu();
+    const CpuUs cpu_end = ProcessCpuUs();
     Report(name, results, seconds, op == Op::kReadRandom || op == Op::kReadSeq,
-           {cpu_end.user - cpu_start.user, cpu_end.system - cpu_start.system});
+           {cpu_end.user_us - cpu_start.user_us, cpu_end.system_us - cpu_start.system_us});
   }
   const dmalog::EngineStats stats = (*db)->Stats();
   double overhead = 0;

@@ -3,9 +3,9 @@
 // A frame freed on a thread goes to that thread's cache, whichever thread
 // allocated it: frames that migrate (a task started by one executor and
 // destroyed by another) simply change caches. Each class holds at most
-// kFramesPerClassMax frames, so a burst of tasks does not pin memory for
-// ever. With AddressSanitizer the cache is off, so that a use after free of
-// a frame is still caught.
+// kFramesPerClassMax frames and kClassCachedBytesMax bytes, so a burst of
+// tasks does not pin memory for ever. With AddressSanitizer the cache is off, so that a use after
+// free of a frame is still caught.
 #include "scheduler/frame_cache.h"
 
 #include <cassert>
@@ -22,14 +22,22 @@ constexpr std::size_t kFrameClassBytes = 64;
 constexpr std::size_t kFrameClassesMax = 32;
 constexpr std::size_t kFrameCachedBytesMax = kFrameClassBytes * kFrameClassesMax;
 constexpr uint32_t kFramesPerClassMax = 256;
+// Bytes a class may hold: larger classes keep fewer frames, so a thread's
+// cache holds at most ~2 MiB (32 classes x 64 KiB) however many frames
+// migrate to it (a frame freed on another thread stays there).
+constexpr std::size_t kClassCachedBytesMax = 64 * 1024;
+static_assert(kClassCachedBytesMax / kFrameCachedBytesMax >= 32,
+              "even the largest class keeps enough frames for the requests in flight");
 static_assert(kFrameClassBytes % __STDCPP_DEFAULT_NEW_ALIGNMENT__ == 0,
               "every class size keeps operator new's alignment");
 static_assert(kFrameCachedBytesMax == 2048, "the header promises frames up to 2 KiB");
 
-#if defined(__SANITIZE_ADDRESS__)
+// Off under the sanitizers: ASan must see a frame's use after free, and TSan
+// must see each frame's free and reuse (a reused frame would hide both).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool kCacheFrames = false;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 constexpr bool kCacheFrames = false;
 #else
 constexpr bool kCacheFrames = true;
@@ -41,6 +49,13 @@ constexpr bool kCacheFrames = true;
 struct FreeFrameNode {
   FreeFrameNode* next;
 };
+
+// Frames class `cls` may hold.
+constexpr uint32_t FramesMax(std::size_t cls) noexcept {
+  const std::size_t by_bytes = kClassCachedBytesMax / ((cls + 1) * kFrameClassBytes);
+  return by_bytes < kFramesPerClassMax ? static_cast<uint32_t>(by_bytes) : kFramesPerClassMax;
+}
+static_assert(FramesMax(0) == kFramesPerClassMax && FramesMax(kFrameClassesMax - 1) == 32);
 
 class FrameCache {
  public:
@@ -57,7 +72,7 @@ class FrameCache {
     return node;
   }
   bool Give(std::size_t cls, void* frame) noexcept {
-    if (counts_[cls] >= kFramesPerClassMax) return false;
+    if (counts_[cls] >= FramesMax(cls)) return false;
     auto* node = static_cast<FreeFrameNode*>(frame);
     node->next = heads_[cls];
     heads_[cls] = node;
@@ -96,12 +111,14 @@ std::size_t ClassOf(std::size_t bytes) noexcept { return (bytes - 1) / kFrameCla
 
 void* AllocateFrame(std::size_t bytes) {
   assert(bytes > 0);
-  if (!kCacheFrames || bytes > kFrameCachedBytesMax || cache_destroyed) {
-    return ::operator new(bytes);
-  }
+  if (!kCacheFrames || bytes > kFrameCachedBytesMax) return ::operator new(bytes);
   const std::size_t cls = ClassOf(bytes);
-  if (void* frame = cache.Take(cls)) return frame;
-  // Rounded up to the class size, so any frame of the class may reuse it.
+  if (!cache_destroyed) {
+    if (void* frame = cache.Take(cls)) return frame;
+  }
+  // Rounded up to the class size even when this thread's cache is gone: the
+  // frame may be freed into another thread's cache, which hands it out for
+  // any frame of its class.
   return ::operator new((cls + 1) * kFrameClassBytes);
 }
 
@@ -116,5 +133,10 @@ void FreeFrame(void* frame, std::size_t bytes) noexcept {
 std::size_t CachedFrameCount() noexcept { return cache_destroyed ? 0 : cache.count(); }
 
 bool FrameCacheEnabled() noexcept { return kCacheFrames; }
+
+uint32_t FrameCacheClassFramesMax(std::size_t bytes) noexcept {
+  assert(bytes > 0 && bytes <= kFrameCachedBytesMax);
+  return FramesMax(ClassOf(bytes));
+}
 
 }  // namespace dmalog::detail

@@ -3,12 +3,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace dmalog::detail {
 
 // Frames this thread's cache holds now, over all size classes.
 std::size_t CachedFrameCount() noexcept;
-// Whether the cache is on in this build (it is off under AddressSanitizer).
+// Whether the cache is on in this build (off under ASan and TSan).
 bool FrameCacheEnabled() noexcept;
+// How many frames of `bytes` (1 to 2048) the cache keeps at most.
+uint32_t FrameCacheClassFramesMax(std::size_t bytes) noexcept;
 
 }  // namespace dmalog::detail

@@ -28,7 +28,8 @@ class Task;
 namespace detail {
 
 // Coroutine frames come from a per-thread cache of freed frames (size
-// classes of 64 bytes up to 2 KiB; scheduler/frame_cache.cc), so a request
+// classes of 64 bytes up to 2 KiB, at most 64 KiB per class;
+// scheduler/frame_cache.cc; off under ASan and TSan), so a request
 // that runs a few tasks costs no malloc once the cache is warm: the engine's
 // hot path allocates nothing after open. Larger frames use operator new.
 void* AllocateFrame(std::size_t bytes);

@@ -2,7 +2,9 @@
 #include "scheduler/frame_cache.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -24,7 +26,7 @@ Task<int> Chain(int depth) {
 }
 
 TEST(FrameCacheTest, AFreedFrameIsReusedForAFrameOfItsClass) {
-  if (!kCacheOn) GTEST_SKIP() << "the cache is off under AddressSanitizer";
+  if (!kCacheOn) GTEST_SKIP() << "the cache is off under the sanitizers";
   void* a = detail::AllocateFrame(100);
   std::memset(a, 0xab, 128);  // Rounded up to its class: 128 bytes are usable.
   detail::FreeFrame(a, 100);
@@ -44,26 +46,58 @@ TEST(FrameCacheTest, FramesAbove2KiBAreNotCached) {
   SUCCEED();  // ASan and LeakSanitizer check this one.
 }
 
-TEST(FrameCacheTest, AClassHoldsABoundedNumberOfFrames) {
-  if (!kCacheOn) GTEST_SKIP() << "the cache is off under AddressSanitizer";
-  // Free 1000 frames of one class: the cache keeps 256 and frees the rest.
-  constexpr int kFrames = 1000;
+// Frees `count` frames of `bytes` and returns how many the cache kept.
+size_t KeptOf(size_t bytes, int count) {
   const size_t before = detail::CachedFrameCount();
   std::vector<void*> frames;
-  for (int i = 0; i < kFrames; ++i) frames.push_back(detail::AllocateFrame(1500));
+  for (int i = 0; i < count; ++i) frames.push_back(detail::AllocateFrame(bytes));
   const size_t emptied = detail::CachedFrameCount();
   EXPECT_LE(emptied, before);
-  for (void* f : frames) detail::FreeFrame(f, 1500);
-  EXPECT_EQ(detail::CachedFrameCount() - emptied, 256u);
+  for (void* f : frames) detail::FreeFrame(f, bytes);
+  const size_t kept = detail::CachedFrameCount() - emptied;
   // Taking them again empties the class first.
   frames.clear();
-  for (int i = 0; i < 256; ++i) frames.push_back(detail::AllocateFrame(1500));
+  for (size_t i = 0; i < kept; ++i) frames.push_back(detail::AllocateFrame(bytes));
   EXPECT_EQ(detail::CachedFrameCount(), emptied);
-  for (void* f : frames) detail::FreeFrame(f, 1500);
+  for (void* f : frames) detail::FreeFrame(f, bytes);
+  return kept;
+}
+
+TEST(FrameCacheTest, AClassHoldsABoundedNumberOfFrames) {
+  if (!kCacheOn) GTEST_SKIP() << "the cache is off under the sanitizers";
+  // 256 frames of a small class; a large class is capped by bytes (64 KiB).
+  EXPECT_EQ(detail::FrameCacheClassFramesMax(100), 256u);
+  EXPECT_EQ(KeptOf(100, 1000), 256u);
+  EXPECT_EQ(detail::FrameCacheClassFramesMax(1500), 65536u / 1536u);
+  EXPECT_EQ(KeptOf(1500, 1000), 65536u / 1536u);
+  EXPECT_EQ(detail::FrameCacheClassFramesMax(2048), 32u);
+}
+
+// A thread_local constructed before the frame cache is destroyed after it;
+// its destructor allocates a frame that another thread frees.
+std::atomic<void*> frame_made_at_exit{nullptr};
+struct AllocatesAtExit {
+  ~AllocatesAtExit() { frame_made_at_exit.store(detail::AllocateFrame(100)); }
+};
+
+TEST(FrameCacheTest, AFrameMadeAfterTheThreadsCacheIsGoneStillFillsItsClass) {
+  if (!kCacheOn) GTEST_SKIP() << "the cache is off under the sanitizers";
+  std::thread t([] {
+    static thread_local AllocatesAtExit at_exit;
+    static_cast<void>(&at_exit);
+    detail::FreeFrame(detail::AllocateFrame(100), 100);  // Makes the cache.
+  });
+  t.join();
+  void* frame = frame_made_at_exit.load();
+  ASSERT_NE(frame, nullptr);
+  // Freed here into this thread's cache as a 65-128-byte frame, it may be
+  // handed out for 128 bytes: it must hold them.
+  EXPECT_GE(malloc_usable_size(frame), 128u);
+  detail::FreeFrame(frame, 100);
 }
 
 TEST(FrameCacheTest, TasksReuseCachedFrames) {
-  if (!kCacheOn) GTEST_SKIP() << "the cache is off under AddressSanitizer";
+  if (!kCacheOn) GTEST_SKIP() << "the cache is off under the sanitizers";
   // Warm up, then a chain of tasks takes its frames from the cache and
   // gives them back: the count is the same before and after.
   {
