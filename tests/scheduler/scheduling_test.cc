@@ -137,24 +137,30 @@ void SetUpLatency(LatencySetup& setup, uint32_t shards, uint32_t busy_shard) {
 // Interference from other processes on this 2-vCPU VM (a sanitizer build of
 // the neighbouring test, the host taking the vCPU) can push a burst of
 // consecutive trials past the bound (CI, ASan build: trials 52-54 at 2.7-4 ms,
-// p50 1.0 ms). A scheduler that ignores the budget misses the bound in every
-// round (NotImportantQueueOfFewSharesWaits), so the bound must hold in one of
-// kRoundsMax rounds of kTrials.
+// p50 1.0 ms). In another CI run (plain build, the test running alone) 8-12
+// of each round's 100 trials took 2.1-6.4 ms with p50 at 0.6-1.0 ms: time
+// the host took the vCPU, which the guest's thread CPU clock does not see.
+// So the bound applies to the p90 of a round, and must hold in one of
+// kRoundsMax rounds of kTrials. A queue without the budget (Latency::
+// NotImportant) has p50 8.5-11 ms and fails every round by 4x or more.
 constexpr int kRoundsMax = 3;
+constexpr int kBoundPercentile = 90;
 
-// Prints the round's figures; true when its p99 is within the bound.
+// Prints the round's figures; true when its p90 is within the bound.
 bool WithinBound(const std::vector<uint64_t>& delays_ns, const char* what) {
   EXPECT_EQ(delays_ns.size(), kTrials);
   if (delays_ns.size() != kTrials) return false;
   const uint64_t p50 = PercentileOf(delays_ns, 50);
+  const uint64_t p90 = PercentileOf(delays_ns, kBoundPercentile);
   const uint64_t p99 = PercentileOf(delays_ns, 99);
   const uint64_t max = PercentileOf(delays_ns, 100);
-  std::printf("%s wake-to-start: p50=%lu us p99=%lu us max=%lu us (bound %lu us)\n", what,
-              p50 / 1000, p99 / 1000, max / 1000, kBoundNs / 1000);
+  std::printf(
+      "%s wake-to-start: p50=%lu us p90=%lu us p99=%lu us max=%lu us (bound on p90 %lu us)\n", what,
+      p50 / 1000, p90 / 1000, p99 / 1000, max / 1000, kBoundNs / 1000);
   for (size_t i = 0; i < delays_ns.size(); ++i) {
     if (delays_ns[i] > kBoundNs) std::printf("  trial %zu: %lu us\n", i, delays_ns[i] / 1000);
   }
-  return p99 <= kBoundNs;
+  return p90 <= kBoundNs;
 }
 
 // Work done by the woken task: with 1 share it costs 100 ms of vruntime.
@@ -215,7 +221,7 @@ TEST(SchedulingTest, LatencyQueueWokenByTimerStartsWithinBudget) {
     ASSERT_TRUE(delays.ok());
     within = WithinBound(*delays, "timer");
   }
-  EXPECT_TRUE(within) << "p99 over the bound in each of " << kRoundsMax << " rounds";
+  EXPECT_TRUE(within) << "p90 over the bound in each of " << kRoundsMax << " rounds";
 }
 
 // On shard 1: sends kTrials calls to shard 0's latency queue; each returns
@@ -261,7 +267,7 @@ TEST(SchedulingTest, LatencyQueueWokenByMessageStartsWithinBudget) {
     ASSERT_TRUE(delays.ok());
     within = WithinBound(*delays, "message");
   }
-  EXPECT_TRUE(within) << "p99 over the bound in each of " << kRoundsMax << " rounds";
+  EXPECT_TRUE(within) << "p90 over the bound in each of " << kRoundsMax << " rounds";
 }
 
 // The same share-1 queue without a latency budget waits behind the busy
