@@ -236,6 +236,14 @@ class SlotPicker {
   std::atomic<uint64_t> exited_{0};
 };
 
+// An operation got no reply within SlotPicker::kOperationTimeout. Aborts:
+// the engine still holds the slots' memory, so the stack must not unwind.
+[[noreturn]] void AbortStuck() {
+  std::fprintf(stderr, "dmalog_bench: an operation is stuck (no reply in %lld s)\n",
+               static_cast<long long>(SlotPicker::kOperationTimeout.count()));
+  std::abort();
+}
+
 void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   std::mt19937_64 rng(FLAGS_seed + thread * 7919 + static_cast<int>(op));
   const int64_t count = op == Op::kReadRandom && FLAGS_reads >= 0 ? FLAGS_reads : FLAGS_num;
@@ -246,11 +254,7 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
   std::vector<float> latencies_us(count);
   for (int64_t i = 0; i < count; ++i) {
     Slot* taken = picker.Take();
-    if (taken == nullptr) {
-      std::fprintf(stderr, "dmalog_bench: an operation is stuck (no reply in %lld s)\n",
-                   static_cast<long long>(SlotPicker::kOperationTimeout.count()));
-      std::abort();  // The engine still holds the slots' memory: do not unwind.
-    }
+    if (taken == nullptr) AbortStuck();
     Slot& slot = *taken;
     slot.key = FormatKey(KeyFor(op, thread, i, rng), slot.key_buf);
     slot.latency_us = &latencies_us[i];
@@ -278,11 +282,7 @@ void RunAsync(dmalog::Engine& db, Op op, int thread, ThreadResult& r) {
       });
     }
   }
-  if (!picker.WaitAll()) {
-    std::fprintf(stderr, "dmalog_bench: an operation is stuck (no reply in %lld s)\n",
-                 static_cast<long long>(SlotPicker::kOperationTimeout.count()));
-    std::abort();  // As above.
-  }
+  if (!picker.WaitAll()) AbortStuck();
   for (Slot& slot : slots) {
     r.ops += slot.ops;
     r.found += slot.found;

@@ -4,8 +4,8 @@
 // allocated it: frames that migrate (a task started by one executor and
 // destroyed by another) simply change caches. Each class holds at most
 // kFramesPerClassMax frames and kClassCachedBytesMax bytes, so a burst of
-// tasks does not pin memory for ever. With AddressSanitizer the cache is off, so that a use after
-// free of a frame is still caught.
+// tasks does not pin memory for ever. Under ASan and TSan the cache is off
+// (see kCacheFrames).
 #include "scheduler/frame_cache.h"
 
 #include <cassert>
@@ -91,7 +91,8 @@ class FrameCache {
 };
 
 // Set once this thread's cache is destroyed: a frame freed later in the
-// thread's exit (by another thread_local's destructor) goes to the heap.
+// thread's exit (by another thread_local's destructor) goes to the heap, and
+// one allocated then comes from it, still rounded up to its class.
 thread_local bool cache_destroyed = false;
 thread_local FrameCache cache;
 
