@@ -3,8 +3,10 @@
 // Each segment is read in order from its first record. A record whose
 // checksum verifies is applied to the index, if its sequence number is
 // above every earlier one (a lower one is a stale or misdirected block and
-// counts as damage). An all-zero header ends the segment's data, unless a
-// valid record follows later in the same segment: that is a hole, damage.
+// counts as damage). An all-zero header ends the segment's data (so do the
+// last few bytes of a short file, fewer than a header, when they are zero),
+// unless a valid record follows later in the same segment: that is a hole,
+// damage.
 //
 // Damage at offset X is a TORN TAIL when no valid record follows it, in
 // this segment or any later one: it is the flush that was in flight at a

@@ -49,6 +49,10 @@ class SegmentScanner {
 
  private:
   uint64_t SkipGap(uint64_t offset) const noexcept;
+  // The outcome of a record truncated at `view` (the bytes from it to the
+  // window's end): kZero when the file ends there in fewer than a header's
+  // bytes, all zero; kTruncated otherwise.
+  DecodeOutcome ZeroTailOutcome(std::span<const uint8_t> view) const noexcept;
   // Makes the window cover [offset, offset + n) as far as the limit allows.
   Task<Status> Load(uint64_t offset_bytes, uint32_t n);
   std::span<const uint8_t> View(uint64_t offset_bytes) const noexcept;

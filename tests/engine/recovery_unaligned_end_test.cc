@@ -1,10 +1,17 @@
-// Regression test for a bug recovery_fuzz found: a log whose last valid
+// Regression tests for two bugs recovery_fuzz found.
+//
+// First: a log whose last valid
 // record ends inside an alignment block, followed by zeros (the flush's
 // padding record was lost: a torn write, or a sector that never reached
 // the disk), recovered as a clean end. New writes then started at the next
 // aligned offset, and the zero gap before them read as "unwritten space (a
 // lost write)" in the middle of the log: the next open failed with
 // Corruption although every acknowledged write was intact.
+//
+// Second: a segment file that ends a few zero bytes (fewer than a record
+// header) past an alignment boundary read as a torn record there. The
+// default mode dropped it and found nothing to zero, so absolute_consistency
+// refused the same, repaired, file ever after.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -76,6 +83,59 @@ TEST(RecoveryUnalignedEndTest, WritesAfterALostPaddingRecordReopen) {
   }
   EXPECT_EQ(*db->Get("after-point_in_time"), "new");
   EXPECT_EQ(*db->Get("after-tolerate_corrupted_tail_records"), "new");
+}
+
+TEST(RecoveryUnalignedEndTest, ShortFileEndingInZerosIsACleanEnd) {
+  testing::TestDir dir;
+  Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    for (int i = 0; i < kRecords; ++i) {
+      ASSERT_OK(db->Put({}, "key" + std::to_string(i), "value" + std::to_string(i)));
+    }
+    ASSERT_OK(db->Close());
+  }
+  // Cut the preallocated (zero) space off two bytes past the last record
+  // (every flush ends on an alignment boundary, padding included).
+  const std::string seg = SegmentPath(o.db_path, 0, 1);
+  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_FALSE(records->empty());
+  const uint64_t data_end = records->back().offset_bytes + records->back().encoded_bytes;
+  constexpr uint64_t kSectorBytes = 512;  // The smallest alignment a device asks for.
+  ASSERT_EQ(data_end % kSectorBytes, 0u) << data_end;
+  constexpr uint64_t kZeroTailBytes = 2;
+  static_assert(kZeroTailBytes < format::kRecordHeaderBytes, "less than a header");
+  const uint64_t cut = data_end + kZeroTailBytes;
+  ASSERT_EQ(truncate(seg.c_str(), static_cast<off_t>(cut)), 0) << seg;
+
+  // Each mode opens it as it is, with every record, and takes a new write.
+  for (RecoveryMode mode : {RecoveryMode::kAbsoluteConsistency,
+                            RecoveryMode::kTolerateCorruptedTailRecords,
+                            RecoveryMode::kAbsoluteConsistency}) {
+    SCOPED_TRACE(RecoveryModeName(mode));
+    o.recovery_mode = mode;
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    for (int i = 0; i < kRecords; ++i) {
+      Result<std::string> v = db->Get("key" + std::to_string(i));
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+      EXPECT_EQ(*v, "value" + std::to_string(i));
+    }
+    ASSERT_OK(db->Close());
+  }
+  o.recovery_mode = RecoveryMode::kAbsoluteConsistency;
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    ASSERT_OK(db->Put({}, "after", "new"));
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(*db->Get("after"), "new");
+  EXPECT_EQ(*db->Get("key0"), "value0");
 }
 
 }  // namespace
