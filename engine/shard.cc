@@ -139,12 +139,22 @@ void Shard::Submit(GetRequest* request) {
                                          : Result<std::string>(std::string(pending->value));
       return request->complete(request);
     }
-    if (!index_->Find(request->key)) {
+    std::optional<IndexEntry> entry = index_->Find(request->key);
+    if (!entry) {
       request->result = Status::NotFound(request->key);
       return request->complete(request);
     }
+    // The get takes effect here: the read task does not search the index
+    // again (a second B-tree search per get).
+    return sched::Executor::Current()->Spawn(foreground_queue_,
+                                             ReadFound(this, request, *entry));
   }
   sched::Executor::Current()->Spawn(foreground_queue_, SlowGet(this, request));
+}
+
+Task<void> Shard::ReadFound(Shard* shard, GetRequest* request, IndexEntry entry) {
+  request->result = co_await shard->ReadValue(entry, request->key);
+  request->complete(request);
 }
 
 Task<void> Shard::SlowGet(Shard* shard, GetRequest* request) {

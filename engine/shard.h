@@ -75,6 +75,8 @@ class Shard {
   static Task<void> ScanReader(Shard* shard, ScanReads* reads);
   static Task<void> SlowWrite(Shard* shard, WriteRequest* request);
   static Task<void> SlowGet(Shard* shard, GetRequest* request);
+  // Reads the value `entry` (the index's answer when the request arrived) names.
+  static Task<void> ReadFound(Shard* shard, GetRequest* request, IndexEntry entry);
   static void OnDurable(DurableWaiter* waiter, Status status);
   void NoteWriteStatus();
 
