@@ -146,8 +146,7 @@ void Shard::Submit(GetRequest* request) {
     }
     // The get takes effect here: the read task does not search the index
     // again (a second B-tree search per get).
-    return sched::Executor::Current()->Spawn(foreground_queue_,
-                                             ReadFound(this, request, *entry));
+    return sched::Executor::Current()->Spawn(foreground_queue_, ReadFound(this, request, *entry));
   }
   sched::Executor::Current()->Spawn(foreground_queue_, SlowGet(this, request));
 }

@@ -111,9 +111,9 @@ TEST(RecoveryUnalignedEndTest, ShortFileEndingInZerosIsACleanEnd) {
   ASSERT_EQ(truncate(seg.c_str(), static_cast<off_t>(cut)), 0) << seg;
 
   // Each mode opens it as it is, with every record, and takes a new write.
-  for (RecoveryMode mode : {RecoveryMode::kAbsoluteConsistency,
-                            RecoveryMode::kTolerateCorruptedTailRecords,
-                            RecoveryMode::kAbsoluteConsistency}) {
+  for (RecoveryMode mode :
+       {RecoveryMode::kAbsoluteConsistency, RecoveryMode::kTolerateCorruptedTailRecords,
+        RecoveryMode::kAbsoluteConsistency}) {
     SCOPED_TRACE(RecoveryModeName(mode));
     o.recovery_mode = mode;
     auto db = OpenOrFail(o);
