@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,20 +44,35 @@ void ZeroRange(const std::string& path, uint64_t offset, uint32_t bytes) {
   EXPECT_EQ(close(fd), 0);
 }
 
+// Writes kRecords puts into the database `o` names and closes it; returns
+// the records of shard 0's first segment (padding included).
+Result<std::vector<testing::SegmentRecord>> WriteRecordsAndList(const Options& o) {
+  std::unique_ptr<Engine> db = OpenOrFail(o);
+  if (db == nullptr) return Status::IOError("cannot open " + o.db_path);
+  for (int i = 0; i < kRecords; ++i) {
+    Status s = db->Put({}, "key" + std::to_string(i), "value" + std::to_string(i));
+    if (!s.ok()) return s;
+  }
+  Status s = db->Close();
+  if (!s.ok()) return s;
+  return testing::ReadSegmentRecords(SegmentPath(o.db_path, 0, 1));
+}
+
+// Every record WriteRecordsAndList wrote reads back.
+void ExpectRecords(Engine& db) {
+  for (int i = 0; i < kRecords; ++i) {
+    Result<std::string> v = db.Get("key" + std::to_string(i));
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*v, "value" + std::to_string(i));
+  }
+}
+
 TEST(RecoveryUnalignedEndTest, WritesAfterALostPaddingRecordReopen) {
   testing::TestDir dir;
   Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    for (int i = 0; i < kRecords; ++i) {
-      ASSERT_OK(db->Put({}, "key" + std::to_string(i), "value" + std::to_string(i)));
-    }
-    ASSERT_OK(db->Close());
-  }
   // Lose the padding record that ends the last flush.
   const std::string seg = SegmentPath(o.db_path, 0, 1);
-  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
+  Result<std::vector<testing::SegmentRecord>> records = WriteRecordsAndList(o);
   ASSERT_TRUE(records.ok()) << records.status().ToString();
   ASSERT_FALSE(records->empty());
   const testing::SegmentRecord& last = records->back();
@@ -76,11 +92,7 @@ TEST(RecoveryUnalignedEndTest, WritesAfterALostPaddingRecordReopen) {
   o.recovery_mode = RecoveryMode::kAbsoluteConsistency;
   auto db = OpenOrFail(o);
   ASSERT_NE(db, nullptr);
-  for (int i = 0; i < kRecords; ++i) {
-    Result<std::string> v = db->Get("key" + std::to_string(i));
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    EXPECT_EQ(*v, "value" + std::to_string(i));
-  }
+  ExpectRecords(*db);
   EXPECT_EQ(*db->Get("after-point_in_time"), "new");
   EXPECT_EQ(*db->Get("after-tolerate_corrupted_tail_records"), "new");
 }
@@ -88,18 +100,10 @@ TEST(RecoveryUnalignedEndTest, WritesAfterALostPaddingRecordReopen) {
 TEST(RecoveryUnalignedEndTest, ShortFileEndingInZerosIsACleanEnd) {
   testing::TestDir dir;
   Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    for (int i = 0; i < kRecords; ++i) {
-      ASSERT_OK(db->Put({}, "key" + std::to_string(i), "value" + std::to_string(i)));
-    }
-    ASSERT_OK(db->Close());
-  }
   // Cut the preallocated (zero) space off two bytes past the last record
   // (every flush ends on an alignment boundary, padding included).
   const std::string seg = SegmentPath(o.db_path, 0, 1);
-  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
+  Result<std::vector<testing::SegmentRecord>> records = WriteRecordsAndList(o);
   ASSERT_TRUE(records.ok()) << records.status().ToString();
   ASSERT_FALSE(records->empty());
   const uint64_t data_end = records->back().offset_bytes + records->back().encoded_bytes;
@@ -118,11 +122,7 @@ TEST(RecoveryUnalignedEndTest, ShortFileEndingInZerosIsACleanEnd) {
     o.recovery_mode = mode;
     auto db = OpenOrFail(o);
     ASSERT_NE(db, nullptr);
-    for (int i = 0; i < kRecords; ++i) {
-      Result<std::string> v = db->Get("key" + std::to_string(i));
-      ASSERT_TRUE(v.ok()) << v.status().ToString();
-      EXPECT_EQ(*v, "value" + std::to_string(i));
-    }
+    ExpectRecords(*db);
     ASSERT_OK(db->Close());
   }
   o.recovery_mode = RecoveryMode::kAbsoluteConsistency;
