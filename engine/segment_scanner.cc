@@ -2,10 +2,46 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstring>
 
 #include "engine/aligned.h"
 
 namespace dmalog::engine {
+namespace {
+
+// The index of the first non-zero byte of `bytes`, or bytes.size().
+size_t FirstNonZero(std::span<const uint8_t> bytes) noexcept {
+  constexpr size_t kWordBytes = sizeof(uint64_t);
+  constexpr size_t kStrideBytes = 8 * kWordBytes;  // One cache line per test.
+  size_t i = 0;
+  for (; i + kStrideBytes <= bytes.size(); i += kStrideBytes) {
+    uint64_t any = 0;
+    for (size_t w = 0; w < kStrideBytes; w += kWordBytes) {
+      uint64_t word;
+      std::memcpy(&word, bytes.data() + i + w, kWordBytes);
+      any |= word;
+    }
+    if (any != 0) break;
+  }
+  for (; i < bytes.size(); ++i) {
+    if (bytes[i] != 0) return i;
+  }
+  return bytes.size();
+}
+
+// `view` starts at the aligned offset `at`. Every aligned offset before the
+// one returned has an all-zero header (no record); returns `at` itself when
+// its header holds a non-zero byte. When the view is zero to its end, the
+// first candidate is the first aligned offset whose header reaches past it.
+uint64_t NextCandidate(uint64_t at, std::span<const uint8_t> view, uint32_t align) noexcept {
+  assert(view.size() >= format::kRecordHeaderBytes && at % align == 0);
+  const uint64_t first_nonzero = at + FirstNonZero(view);
+  if (first_nonzero - at < format::kRecordHeaderBytes) return at;
+  // An aligned offset `a` can start a record only if a + header > first_nonzero.
+  return AlignUp(first_nonzero + 1 - format::kRecordHeaderBytes, align);
+}
+
+}  // namespace
 
 SegmentScanner::SegmentScanner(const Segment& segment, uint64_t start_bytes, uint64_t limit_bytes,
                                uint8_t* window)
@@ -90,12 +126,21 @@ DecodeOutcome SegmentScanner::ZeroTailOutcome(std::span<const uint8_t> view) con
 
 Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordFrom(uint64_t from_bytes) {
   const uint32_t align = segment_.alignment_bytes();
-  // Bounded by the segment's size over its alignment.
-  for (uint64_t at = AlignUp(from_bytes, align); at < limit_bytes_; at += align) {
+  // Bounded by the segment's size over its alignment: each round moves `at`
+  // forward by at least one alignment block.
+  for (uint64_t at = AlignUp(from_bytes, align); at < limit_bytes_;) {
     Status s = co_await Load(at, format::kRecordHeaderBytes);
     if (!s.ok()) co_return s;
     std::span<const uint8_t> view = View(at);
     if (view.size() < format::kRecordHeaderBytes) break;
+    // Most of what this searches is preallocated zeros, and a record's
+    // header is never all zero: skip to the first aligned offset whose
+    // header could hold a non-zero byte, without decoding each block.
+    const uint64_t next = NextCandidate(at, view, align);
+    if (next != at) {
+      at = next;
+      continue;
+    }
     DecodeResult d = DecodeRecord(view, segment_.id());
     if (d.outcome == DecodeOutcome::kTruncated &&
         window_start_bytes_ + window_valid_bytes_ < limit_bytes_) {
@@ -104,6 +149,7 @@ Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordFrom(uint64
       d = DecodeRecord(View(at), segment_.id());
     }
     if (d.outcome == DecodeOutcome::kRecord) co_return std::optional<uint64_t>(at);
+    at += align;
   }
   co_return std::optional<uint64_t>();
 }

@@ -149,4 +149,18 @@ Status FlipByte(const std::string& path, uint64_t offset_bytes) {
   return s;
 }
 
+Status ZeroRange(const std::string& path, uint64_t offset_bytes, uint32_t length_bytes) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("open " + path + ": " + std::strerror(errno), errno);
+  const std::vector<char> zeros(length_bytes, 0);
+  Status s;
+  if (pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(offset_bytes)) !=
+          static_cast<ssize_t>(length_bytes) ||
+      fsync(fd) != 0) {
+    s = Status::IOError("pwrite " + path + ": " + std::strerror(errno), errno);
+  }
+  close(fd);
+  return s;
+}
+
 }  // namespace dmalog::testing

@@ -72,5 +72,8 @@ Result<std::vector<SegmentRecord>> ReadSegmentRecords(const std::string& path);
 Result<std::vector<SegmentRecord>> ReadDataRecords(const std::string& path);
 // Flips bit 0 of the byte at `offset_bytes` of `path`.
 Status FlipByte(const std::string& path, uint64_t offset_bytes);
+// Overwrites [offset_bytes, offset_bytes + length_bytes) of `path` with
+// zeros, as a write that never reached the disk leaves preallocated space.
+Status ZeroRange(const std::string& path, uint64_t offset_bytes, uint32_t length_bytes);
 
 }  // namespace dmalog::testing

@@ -37,11 +37,13 @@ void WriteRecords(const Options& o) {
   ASSERT_OK(db->Close());
 }
 
-// Expects records [0, present_end) with their values and the others absent.
-void ExpectRecords(Engine& db, int present_end, int skipped = -1) {
+// Expects records [0, present_end) but [skipped_begin, skipped_end) with
+// their values, and the others absent.
+void ExpectRecords(Engine& db, int present_end, int skipped_begin = -1, int skipped_end = -1) {
   for (int i = 0; i < kRecords; ++i) {
     Result<std::string> v = db.Get(Key(i));
-    if (i < present_end && i != skipped) {
+    const bool skipped = i >= skipped_begin && i < skipped_end;
+    if (i < present_end && !skipped) {
       ASSERT_TRUE(v.ok()) << Key(i) << ": " << v.status().ToString();
       EXPECT_EQ(*v, Value(i)) << Key(i);
     } else {
@@ -196,11 +198,42 @@ TEST_F(FlippedByteTest, SkipAnyCorruptedRecordsKeepsAllButTheDamagedOne) {
   auto db = OpenOrFail(o);
   ASSERT_NE(db, nullptr);
   const ShardStats stats = db->Stats().shards.at(0);
-  ExpectRecords(*db, kRecords, kDamaged);
+  ExpectRecords(*db, kRecords, kDamaged, kDamaged + 1);
   EXPECT_GT(stats.recovery_dropped_bytes, 0u);
   EXPECT_NE(stats.recovery_note.find("skipped"), std::string::npos) << stats.recovery_note;
   ASSERT_OK(db->Put({}, Key(kDamaged), "rewritten"));
   EXPECT_EQ(*db->Get(Key(kDamaged)), "rewritten");
+}
+
+// Two whole flushes in the middle of the log read as zeros (writes lost after
+// they were acknowledged), and valid records follow: that is damage in the
+// middle, not the end of the log.
+TEST(EngineRecoveryTest, ZeroedFlushesInTheMiddleAreCorruption) {
+  testing::TestDir dir;
+  Options o = SmallDbOptions(dir.File("db"), 1);
+  WriteRecords(o);
+  std::vector<testing::SegmentRecord> records = FirstSegmentRecords(o);
+  ASSERT_EQ(records.size(), static_cast<size_t>(kRecords));
+  constexpr int kLost = 10;
+  constexpr int kLostCount = 2;
+  const testing::SegmentRecord& lost = records[kLost];
+  // Each record was its own flush, so [its offset, the next record's) is one
+  // aligned write, padding included. More than one block of zeros: the
+  // search for a valid record skips whole zero blocks.
+  const uint64_t lost_bytes = records[kLost + kLostCount].offset_bytes - lost.offset_bytes;
+  ASSERT_OK(testing::ZeroRange(SegmentPath(o.db_path, 0, 1), lost.offset_bytes,
+                               static_cast<uint32_t>(lost_bytes)));
+  Result<std::unique_ptr<Engine>> db = Engine::Open(o);
+  ASSERT_FALSE(db.ok()) << "the records after the hole were silently dropped";
+  EXPECT_TRUE(db.status().IsCorruption()) << db.status().ToString();
+  const std::string msg(db.status().message());
+  EXPECT_NE(msg.find("offset " + std::to_string(lost.offset_bytes)), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unwritten space"), std::string::npos) << msg;
+  // skip_any_corrupted_records keeps both sides of the hole.
+  o.recovery_mode = RecoveryMode::kSkipAnyCorruptedRecords;
+  auto salvaged = OpenOrFail(o);
+  ASSERT_NE(salvaged, nullptr);
+  ExpectRecords(*salvaged, kRecords, kLost, kLost + kLostCount);
 }
 
 // Put, get and reopen; checks the I/O mode the engine reports.

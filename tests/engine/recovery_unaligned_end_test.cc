@@ -12,7 +12,6 @@
 // header) past an alignment boundary read as a torn record there. The
 // default mode dropped it and found nothing to zero, so absolute_consistency
 // refused the same, repaired, file ever after.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -33,16 +32,6 @@ using testing::SegmentPath;
 using testing::SmallDbOptions;
 
 constexpr int kRecords = 5;
-
-// Overwrites [offset, offset + bytes) of `path` with zeros.
-void ZeroRange(const std::string& path, uint64_t offset, uint32_t bytes) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(fd, 0) << path;
-  const std::vector<char> zeros(bytes, 0);
-  EXPECT_EQ(pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(offset)),
-            static_cast<ssize_t>(bytes));
-  EXPECT_EQ(close(fd), 0);
-}
 
 // Writes kRecords puts into the database `o` names and closes it; returns
 // the records of shard 0's first segment (padding included).
@@ -77,7 +66,7 @@ TEST(RecoveryUnalignedEndTest, WritesAfterALostPaddingRecordReopen) {
   ASSERT_FALSE(records->empty());
   const testing::SegmentRecord& last = records->back();
   ASSERT_EQ(last.type, format::kPaddingType) << "every flush ends with padding";
-  ZeroRange(seg, last.offset_bytes, last.encoded_bytes);
+  ASSERT_OK(testing::ZeroRange(seg, last.offset_bytes, last.encoded_bytes));
 
   for (RecoveryMode mode : {RecoveryMode::kTolerateCorruptedTailRecords,
                             RecoveryMode::kAbsoluteConsistency, RecoveryMode::kPointInTime}) {
