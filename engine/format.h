@@ -8,7 +8,12 @@
 
 namespace dmalog::format {
 
-inline constexpr uint32_t kFormatVersion = 1;
+// Version 2 added kRecordFlagFlushStart. A reader accepts segments and
+// manifests from kFormatVersionMin to kFormatVersion; a version-1 segment
+// has no flush-start flags (docs/format.md, "Recovery classification").
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersionMin = 1;
+static_assert(kFormatVersionMin <= kFormatVersion);
 
 // ---- Segment header: the first block of every segment file.
 // magic(8) version(4) shard(4) segment_id(8) write_alignment(4)
@@ -30,6 +35,17 @@ inline constexpr size_t kRecordValueLenOffset = 16;
 inline constexpr size_t kRecordKeyLenOffset = 20;
 inline constexpr size_t kRecordTypeOffset = 22;
 inline constexpr size_t kRecordFlagsOffset = 23;
+
+// Record flags. kRecordFlagFlushStart marks the first record of each
+// flush (each aligned write), so recovery can tell a flush whose sectors
+// were torn out of order (valid records after a hole, none starting a
+// flush: the tail) from a lost write in the middle (a later flush starts
+// after the hole). Any other bit set is a bad header.
+inline constexpr uint8_t kRecordFlagFlushStart = 0x01;
+inline constexpr uint8_t kRecordFlagsKnown = kRecordFlagFlushStart;
+// The first format version whose writers set kRecordFlagFlushStart.
+inline constexpr uint32_t kFormatVersionFlushStart = 2;
+static_assert(kFormatVersionFlushStart <= kFormatVersion);
 
 enum RecordType : uint8_t {
   // All-zero header: preallocated space that was never written.

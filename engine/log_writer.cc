@@ -124,7 +124,9 @@ void LogWriter::Encode(format::RecordType type, std::string_view key, std::strin
   const uint64_t seq = next_sequence_;
   next_sequence_ += std::max<uint32_t>(entries, 1);
   uint8_t* p = b.buf.get() + off;
-  EncodeRecord(std::span<uint8_t>(p, size), b.segment->id(), type, seq, key, value);
+  // The first record of a batch starts its flush (one aligned write).
+  const uint8_t flags = off == 0 ? format::kRecordFlagFlushStart : 0;
+  EncodeRecord(std::span<uint8_t>(p, size), b.segment->id(), type, seq, key, value, flags);
   const uint32_t record = static_cast<uint32_t>(b.records.size());
   b.records.push_back(RecordSpan{off, size});
   const char* stored = reinterpret_cast<const char*>(p + format::kRecordHeaderBytes);

@@ -48,7 +48,9 @@ Status CheckKeyValueLimits(std::string_view key, std::string_view value) {
 }
 
 size_t EncodeRecord(std::span<uint8_t> dst, uint64_t segment_id, format::RecordType type,
-                    uint64_t sequence, std::string_view key, std::string_view value) {
+                    uint64_t sequence, std::string_view key, std::string_view value,
+                    uint8_t flags) {
+  assert((flags & ~format::kRecordFlagsKnown) == 0);
   assert(key.size() <= format::kKeyBytesMax);
   assert(type == format::kBatchType ? value.size() <= format::kBatchBytesMax
                                     : value.size() <= format::kValueBytesMax);
@@ -59,7 +61,7 @@ size_t EncodeRecord(std::span<uint8_t> dst, uint64_t segment_id, format::RecordT
   Put32(p + format::kRecordValueLenOffset, static_cast<uint32_t>(value.size()));
   Put16(p + format::kRecordKeyLenOffset, static_cast<uint16_t>(key.size()));
   p[format::kRecordTypeOffset] = type;
-  p[format::kRecordFlagsOffset] = 0;
+  p[format::kRecordFlagsOffset] = flags;
   if (!key.empty()) std::memcpy(p + format::kRecordHeaderBytes, key.data(), key.size());
   if (!value.empty()) {
     std::memcpy(p + format::kRecordHeaderBytes + key.size(), value.data(), value.size());
@@ -96,7 +98,7 @@ void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequ
   Put32(p + format::kRecordValueLenOffset, 0);
   Put16(p + format::kRecordKeyLenOffset, 0);
   p[format::kRecordTypeOffset] = format::kCloseType;
-  p[format::kRecordFlagsOffset] = 0;
+  p[format::kRecordFlagsOffset] = format::kRecordFlagFlushStart;
   Put64(p + format::kRecordChecksumOffset, RecordChecksum(p, dst.size(), segment_id));
 }
 
@@ -132,7 +134,7 @@ DecodeResult DecodeRecord(std::span<const uint8_t> src, uint64_t segment_id) {
                                ? format::kBatchBytesMax
                                : format::kValueBytesMax;
   if (!IsKnownType(type) || key_bytes > format::kKeyBytesMax || value_bytes > value_max ||
-      p[format::kRecordFlagsOffset] != 0) {
+      (p[format::kRecordFlagsOffset] & ~format::kRecordFlagsKnown) != 0) {
     result.outcome = DecodeOutcome::kBadHeader;
     return result;
   }
@@ -149,6 +151,7 @@ DecodeResult DecodeRecord(std::span<const uint8_t> src, uint64_t segment_id) {
   result.record.key = std::string_view(payload, key_bytes);
   result.record.value = std::string_view(payload + key_bytes, value_bytes);
   result.record.encoded_bytes = static_cast<uint32_t>(total);
+  result.record.flags = p[format::kRecordFlagsOffset];
   return result;
 }
 
@@ -186,9 +189,10 @@ Result<SegmentHeader> DecodeSegmentHeader(std::span<const uint8_t> src, std::str
   h.segment_id = Get64(p + 16);
   h.write_alignment_bytes = Get32(p + 24);
   h.segment_size_bytes = Get64(p + 32);
-  if (h.format_version != format::kFormatVersion) {
+  if (h.format_version < format::kFormatVersionMin || h.format_version > format::kFormatVersion) {
     return Status::Unsupported(where + ": format version " + std::to_string(h.format_version) +
-                               "; this build reads version " +
+                               "; this build reads versions " +
+                               std::to_string(format::kFormatVersionMin) + " to " +
                                std::to_string(format::kFormatVersion));
   }
   const uint32_t align = h.write_alignment_bytes;

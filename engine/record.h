@@ -22,8 +22,10 @@ Status CheckKeyValueLimits(std::string_view key, std::string_view value);
 // Writes one record into the front of `dst` and returns the bytes written.
 // `dst` must hold EncodedRecordBytes(key.size(), value.size()) bytes; the
 // caller has checked the limits (asserted here).
+// `flags` is 0 or format::kRecordFlagFlushStart (the first record of a flush).
 size_t EncodeRecord(std::span<uint8_t> dst, uint64_t segment_id, format::RecordType type,
-                    uint64_t sequence, std::string_view key, std::string_view value);
+                    uint64_t sequence, std::string_view key, std::string_view value,
+                    uint8_t flags = 0);
 
 // Writes a padding record of exactly `dst.size()` bytes, which must be at
 // least kRecordHeaderBytes. Padding bytes are zero.
@@ -33,7 +35,8 @@ void EncodePadding(std::span<uint8_t> dst, uint64_t segment_id);
 // (which the reader skips by rounding up to the alignment).
 void EncodeGap(std::span<uint8_t> dst, uint64_t segment_id);
 // Writes a close record (format::kCloseType, kRecordHeaderBytes long) into
-// `dst`, carrying `last_sequence`.
+// `dst`, carrying `last_sequence`. It is a flush of its own, so it carries
+// format::kRecordFlagFlushStart.
 void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence);
 
 // A decoded record; the views point into the decoded span.
@@ -43,6 +46,8 @@ struct RecordView {
   std::string_view key;
   std::string_view value;  // For kBatchType, the batch payload.
   uint32_t encoded_bytes = 0;
+  uint8_t flags = 0;  // format::kRecordFlag*.
+  bool starts_flush() const noexcept { return (flags & format::kRecordFlagFlushStart) != 0; }
 };
 
 enum class DecodeOutcome : uint8_t {

@@ -8,9 +8,12 @@
 // unless a valid record follows later in the same segment: that is a hole,
 // damage.
 //
-// Damage at offset X is a TORN TAIL when no valid record follows it, in
-// this segment or any later one: it is the flush that was in flight at a
-// crash, which was never acknowledged. Otherwise it is CORRUPTION IN THE
+// Damage at offset X is a TORN TAIL when no flush starts after it (no valid
+// record flagged format::kRecordFlagFlushStart; in a version-1 segment, no
+// valid record), in this segment or any later one: it is the flush that was
+// in flight at a crash, which was never acknowledged. Valid records of that
+// flush may follow the damage, since a crash can keep any subset of a
+// write's sectors; they go with it. Otherwise it is CORRUPTION IN THE
 // MIDDLE: something damaged data that had been made durable. A clean close
 // leaves a close record (format::kCloseType) after the last flush, so after
 // a clean close no acknowledged record is at the very end of the log, and
@@ -58,7 +61,7 @@ class ShardRecovery {
   Task<Result<SegmentEnd>> ScanSegment(size_t i);
   Task<Result<SegmentEnd>> OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                     const char* reason);
-  Task<Result<bool>> ValidDataInLaterSegments(size_t i);
+  Task<Result<bool>> FlushStartInLaterSegments(size_t i);
   Task<Status> RepairTail(size_t i, uint64_t valid_end);
   Task<Status> DropSegmentsAfter(size_t i);
   Task<bool> LoadFromHint(size_t i);
@@ -162,13 +165,13 @@ Status ShardRecovery::Apply(const RecordView& record, const Segment& segment, ui
   return Status::OK();
 }
 
-Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
+Task<Result<bool>> ShardRecovery::FlushStartInLaterSegments(size_t i) {
   for (size_t j = i + 1; j < out_.segments.size(); ++j) {
     const Segment& later = *out_.segments[j];
     SegmentScanner scanner(later, later.data_start_bytes(), later.file_size_bytes,
                            probe_window_.get());
     Result<std::optional<uint64_t>> found =
-        co_await scanner.FindValidRecordFrom(later.data_start_bytes());
+        co_await scanner.FindFlushStartFrom(later.data_start_bytes());
     if (!found.ok()) co_return found.status();
     if (found->has_value()) co_return true;
   }
@@ -177,11 +180,17 @@ Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
 
 Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                                  const char* reason) {
-  Result<std::optional<uint64_t>> next_here = co_await scanner.FindValidRecordFrom(offset + 1);
-  if (!next_here.ok()) co_return next_here.status();
-  Result<bool> later = co_await ValidDataInLaterSegments(i);
+  // Damage is the torn tail when no later flush started after it: valid
+  // records after it that start no flush belong to the flush it is in,
+  // whose sectors reached the disk out of order (any subset of a write's
+  // sectors may survive a crash). One flush is in flight at a time, so a
+  // flush that started later means the damaged one had completed: it was
+  // acknowledged.
+  Result<std::optional<uint64_t>> flush_here = co_await scanner.FindFlushStartFrom(offset + 1);
+  if (!flush_here.ok()) co_return flush_here.status();
+  Result<bool> later = co_await FlushStartInLaterSegments(i);
   if (!later.ok()) co_return later.status();
-  const bool torn_tail = !next_here->has_value() && !*later;
+  const bool torn_tail = !flush_here->has_value() && !*later;
   const std::string what = Where(i, offset) + ": " + reason;
   switch (in_.mode) {
     case RecoveryMode::kTolerateCorruptedTailRecords:
@@ -201,7 +210,9 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
     case RecoveryMode::kPointInTime:
       Note(what + ": recovered up to it, dropped the rest (point_in_time)");
       co_return SegmentEnd::kStop;
-    case RecoveryMode::kSkipAnyCorruptedRecords:
+    case RecoveryMode::kSkipAnyCorruptedRecords: {
+      Result<std::optional<uint64_t>> next_here = co_await scanner.FindValidRecordFrom(offset + 1);
+      if (!next_here.ok()) co_return next_here.status();
       if (next_here->has_value()) {
         out_.dropped_bytes += **next_here - offset;
         Note(what + ": skipped " + std::to_string(**next_here - offset) + " bytes");
@@ -210,6 +221,7 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
       }
       Note(what + ": skipped the rest of the segment");
       co_return *later ? SegmentEnd::kNext : SegmentEnd::kStop;
+    }
   }
   co_return Status::InvalidArgument("unknown recovery mode");
 }

@@ -46,6 +46,11 @@ class Segment {
   const io::DmaFile& file() const noexcept { return file_; }
   uint64_t size_bytes() const noexcept { return header_.segment_size_bytes; }
   uint32_t alignment_bytes() const noexcept { return header_.write_alignment_bytes; }
+  // Whether its writer marked the first record of each flush
+  // (format::kRecordFlagFlushStart); false for version-1 segments.
+  bool marks_flush_starts() const noexcept {
+    return header_.format_version >= format::kFormatVersionFlushStart;
+  }
   // Records start here: the header occupies the first aligned block.
   uint64_t data_start_bytes() const noexcept { return header_.write_alignment_bytes; }
 

@@ -124,7 +124,8 @@ DecodeOutcome SegmentScanner::ZeroTailOutcome(std::span<const uint8_t> view) con
   return zeros ? DecodeOutcome::kZero : DecodeOutcome::kTruncated;
 }
 
-Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordFrom(uint64_t from_bytes) {
+Task<Result<std::optional<uint64_t>>> SegmentScanner::FindFrom(uint64_t from_bytes,
+                                                               bool flush_start_only) {
   const uint32_t align = segment_.alignment_bytes();
   // Bounded by the segment's size over its alignment: each round moves `at`
   // forward by at least one alignment block.
@@ -148,7 +149,9 @@ Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordFrom(uint64
       if (!s.ok()) co_return s;
       d = DecodeRecord(View(at), segment_.id());
     }
-    if (d.outcome == DecodeOutcome::kRecord) co_return std::optional<uint64_t>(at);
+    if (d.outcome == DecodeOutcome::kRecord && (!flush_start_only || d.record.starts_flush())) {
+      co_return std::optional<uint64_t>(at);
+    }
     at += align;
   }
   co_return std::optional<uint64_t>();

@@ -42,12 +42,20 @@ class SegmentScanner {
 
   // The first aligned offset >= `from_bytes` holding a record whose checksum
   // verifies (flushes start aligned), or nullopt if none before the limit.
-  Task<Result<std::optional<uint64_t>>> FindValidRecordFrom(uint64_t from_bytes);
+  Task<Result<std::optional<uint64_t>>> FindValidRecordFrom(uint64_t from_bytes) {
+    return FindFrom(from_bytes, /*flush_start_only=*/false);
+  }
+  // The same, for a valid record that starts a flush (any valid record in a
+  // segment whose writer did not mark flush starts).
+  Task<Result<std::optional<uint64_t>>> FindFlushStartFrom(uint64_t from_bytes) {
+    return FindFrom(from_bytes, /*flush_start_only=*/segment_.marks_flush_starts());
+  }
 
   // The bytes of the window at [offset, offset + n), loaded if needed.
   Task<Result<std::span<const uint8_t>>> Bytes(uint64_t offset_bytes, uint32_t n);
 
  private:
+  Task<Result<std::optional<uint64_t>>> FindFrom(uint64_t from_bytes, bool flush_start_only);
   uint64_t SkipGap(uint64_t offset) const noexcept;
   // The outcome of a record truncated at `view` (the bytes from it to the
   // window's end): kZero when the file ends there in fewer than a header's

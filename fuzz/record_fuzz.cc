@@ -64,7 +64,9 @@ void CheckRoundTrip(const engine::RecordView& r, std::span<const uint8_t> src,
   if (r.type < format::kPutType || r.type > format::kBatchType) return;
   if (r.type != format::kBatchType && r.value.size() > format::kValueBytesMax) return;
   std::vector<uint8_t> again(r.encoded_bytes);
-  const size_t n = engine::EncodeRecord(again, segment_id, r.type, r.sequence, r.key, r.value);
+  DMALOG_FUZZ_CHECK((r.flags & ~format::kRecordFlagsKnown) == 0, "unknown flag decoded");
+  const size_t n =
+      engine::EncodeRecord(again, segment_id, r.type, r.sequence, r.key, r.value, r.flags);
   DMALOG_FUZZ_CHECK(n == r.encoded_bytes, "re-encoded size");
   DMALOG_FUZZ_CHECK(std::memcmp(again.data(), src.data(), n) == 0, "re-encoded bytes differ");
 }

@@ -55,6 +55,9 @@ struct UndoLog::File {
 struct UndoLog::Outcome {
   const Record* rec = nullptr;
   uint64_t kept_bytes = 0;  // Prefix of the new data that reached the file.
+  // Out-of-order tear: the sectors of the new data that reached the file
+  // (kept_bytes is then their total); empty for a prefix.
+  std::vector<bool> kept_sectors;
   bool misdirected = false;
 };
 
@@ -121,6 +124,11 @@ Status FillRange(int fd, const std::string& path, uint64_t offset, uint64_t leng
   return Status::OK();
 }
 
+// The bytes of sector `i` of a write of `done_bytes` (the last may be short).
+uint64_t SectorBytesOf(uint64_t done_bytes, uint64_t i) {
+  return std::min<uint64_t>(UndoLog::kSectorBytes, done_bytes - i * UndoLog::kSectorBytes);
+}
+
 const char* EventKindName(CrashEvent::Kind kind) {
   switch (kind) {
     case CrashEvent::Kind::kDropped:
@@ -141,7 +149,9 @@ const char* EventKindName(CrashEvent::Kind kind) {
 std::string CrashEvent::ToString() const {
   std::string out = std::string(EventKindName(kind)) + " " + path;
   out += " offset=" + std::to_string(offset_bytes) + " length=" + std::to_string(length_bytes);
-  if (kind == Kind::kTorn) out += " kept=" + std::to_string(kept_bytes);
+  if (kind == Kind::kTorn) {
+    out += " kept=" + std::to_string(kept_bytes) + (out_of_order ? " (sectors out of order)" : "");
+  }
   if (kind == Kind::kMisdirected || kind == Kind::kBitFlip || kind == Kind::kResized) {
     out += " target=" + std::to_string(target_offset_bytes);
   }
@@ -340,7 +350,13 @@ UndoLog::Outcome UndoLog::Decide(const Record& rec, const CrashOptions& options)
     return outcome;
   }
   const uint64_t sectors = (rec.done_bytes + kSectorBytes - 1) / kSectorBytes;
-  if (options.tear_unsynced_writes && sectors > 0) {
+  if (options.tear_unsynced_writes && sectors > 0 && options.tear_out_of_order) {
+    outcome.kept_sectors.resize(sectors);
+    for (uint64_t i = 0; i < sectors; ++i) {
+      outcome.kept_sectors[i] = (crash_rng_() & 1) != 0;
+      if (outcome.kept_sectors[i]) outcome.kept_bytes += SectorBytesOf(rec.done_bytes, i);
+    }
+  } else if (options.tear_unsynced_writes && sectors > 0) {
     outcome.kept_bytes = std::min(Uniform(crash_rng_, 0, sectors) * kSectorBytes, rec.done_bytes);
   }
   if (options.misdirect_probability > 0.0 && rec.done_bytes > 0 &&
@@ -357,13 +373,17 @@ Status UndoLog::Apply(const File& file, const Outcome& outcome, uint64_t size_by
   const Record& rec = *outcome.rec;
   CrashEvent event{
       CrashEvent::Kind::kDropped, file.path, rec.offset_bytes, rec.length_bytes, 0, 0, 0};
+  const bool out_of_order = !outcome.kept_sectors.empty();
   if (outcome.kept_bytes > 0) {
     event.kind = CrashEvent::Kind::kTorn;
     event.kept_bytes = outcome.kept_bytes;
+    event.out_of_order = out_of_order;
+  }
+  if (outcome.kept_bytes > 0 && !out_of_order) {
     DMALOG_RETURN_IF_ERROR(
         PwriteAll(file.fd, file.path, rec.new_data.data(), outcome.kept_bytes, rec.offset_bytes));
   }
-  const uint64_t fill_begin = rec.offset_bytes + outcome.kept_bytes;
+  const uint64_t fill_begin = rec.offset_bytes + (out_of_order ? 0 : outcome.kept_bytes);
   const uint64_t fill_end = std::min(rec.offset_bytes + rec.attempted_bytes(), size_bytes);
   if (rec.is_write && options.fill != UnsyncedFill::kOldData && fill_begin < fill_end) {
     DMALOG_RETURN_IF_ERROR(FillRange(file.fd, file.path, fill_begin, fill_end - fill_begin,
@@ -372,6 +392,13 @@ Status UndoLog::Apply(const File& file, const Outcome& outcome, uint64_t size_by
   const uint64_t slots = size_bytes >= rec.done_bytes + kSectorBytes
                              ? (size_bytes - rec.done_bytes) / kSectorBytes
                              : 0;
+  // Out of order: the range was filled whole above; the kept sectors land on it.
+  for (uint64_t i = 0; i < outcome.kept_sectors.size(); ++i) {
+    if (!outcome.kept_sectors[i]) continue;
+    DMALOG_RETURN_IF_ERROR(PwriteAll(file.fd, file.path, rec.new_data.data() + i * kSectorBytes,
+                                     SectorBytesOf(rec.done_bytes, i),
+                                     rec.offset_bytes + i * kSectorBytes));
+  }
   if (outcome.misdirected && slots > 0) {
     uint64_t target = Uniform(crash_rng_, 0, slots) * kSectorBytes;
     if (target == rec.offset_bytes) target = target == 0 ? kSectorBytes : 0;

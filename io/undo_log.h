@@ -52,6 +52,11 @@ struct CrashOptions {
   // [0, all of them]. When false, unsynced writes vanish entirely (except a
   // write torn by kTornWrite, which keeps its prefix in any case).
   bool tear_unsynced_writes = false;
+  // With tear_unsynced_writes: each unsynced write keeps a random subset of
+  // its sectors instead of a prefix (a device persists the sectors of one
+  // write in any order, and the kernel may split a write into requests
+  // that complete in any order).
+  bool tear_out_of_order = false;
   UnsyncedFill fill = UnsyncedFill::kOldData;
   // Keep the file length reached before the crash (the size update was
   // journaled, the data was not), so filled sectors past the synced length
@@ -80,6 +85,7 @@ struct CrashEvent {
   uint64_t kept_bytes = 0;
   uint64_t target_offset_bytes = 0;
   uint32_t bit = 0;
+  bool out_of_order = false;  // kTorn: kept_bytes are a subset of its sectors, not a prefix.
 
   std::string ToString() const;
   bool operator==(const CrashEvent&) const = default;

@@ -116,7 +116,8 @@ Result<std::vector<SegmentRecord>> ReadSegmentRecords(const std::string& path) {
         std::span<const uint8_t>(data + at, bytes.size() - at), header->segment_id);
     if (d.outcome != engine::DecodeOutcome::kRecord) break;
     out.push_back(SegmentRecord{at, d.record.encoded_bytes, d.record.sequence,
-                                static_cast<uint8_t>(d.record.type), std::string(d.record.key)});
+                                static_cast<uint8_t>(d.record.type), std::string(d.record.key),
+                                d.record.flags});
     at += d.record.encoded_bytes;
   }
   return out;

@@ -60,7 +60,8 @@ struct SegmentRecord {
   uint32_t encoded_bytes = 0;
   uint64_t sequence = 0;
   uint8_t type = 0;
-  std::string key;  // Empty for batches and padding.
+  std::string key;    // Empty for batches and padding.
+  uint8_t flags = 0;  // format::kRecordFlag*.
 };
 
 // "DB/shard-00S/0000000I.seg".

@@ -29,6 +29,18 @@ TEST(RecordTest, RoundTrip) {
   EXPECT_EQ(d.record.encoded_bytes, buf.size());
 }
 
+TEST(RecordTest, FlushStartFlagRoundTripsAndUnknownFlagsAreBadHeaders) {
+  std::vector<uint8_t> buf(EncodedRecordBytes(1, 1));
+  EncodeRecord(buf, 7, format::kPutType, 5, "k", "v", format::kRecordFlagFlushStart);
+  DecodeResult d = DecodeRecord(buf, 7);
+  ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
+  EXPECT_TRUE(d.record.starts_flush());
+  EXPECT_FALSE(DecodeRecord(Encode(7, format::kPutType, 5, "k", "v"), 7).record.starts_flush());
+  // A flag this version does not know: the header is bad, whatever the checksum.
+  buf[format::kRecordFlagsOffset] = 0x02;
+  EXPECT_EQ(DecodeRecord(buf, 7).outcome, DecodeOutcome::kBadHeader);
+}
+
 TEST(RecordTest, ChecksumIsSeededWithSegmentId) {
   auto buf = Encode(7, format::kPutType, 1, "k", "v");
   EXPECT_EQ(DecodeRecord(buf, 8).outcome, DecodeOutcome::kBadChecksum);

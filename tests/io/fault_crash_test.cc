@@ -3,6 +3,7 @@
 #include <linux/falloc.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -165,6 +166,50 @@ TEST_P(FaultBackendTest, TornUnsyncedWritesKeepAPrefixAndZeroTheRest) {
   }
   EXPECT_EQ(writes_seen, kWrites);
   EXPECT_GT(report->Count(CrashEvent::Kind::kTorn), 0u) << report->ToString();
+}
+
+TEST_P(FaultBackendTest, TornOutOfOrderKeepsAnySubsetOfSectors) {
+  std::unique_ptr<FaultBackend> fb = Open(11);
+  const std::string path = dir_.File("tear-any");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLen = 2 * kBlockBytes;
+  constexpr int kWrites = 8;
+  std::vector<AlignedBuf> bufs;
+  for (int i = 0; i < kWrites; ++i) {
+    bufs.push_back(Pattern(kLen, 10 + i));
+    ASSERT_OK(Write(*fb, fd, path, bufs.back().get(), kLen, kLen * i));
+  }
+  CrashOptions options;
+  options.tear_unsynced_writes = true;
+  options.tear_out_of_order = true;
+  options.fill = UnsyncedFill::kZeros;
+  options.keep_unsynced_size = true;
+  Result<CrashReport> report = fb->SimulateCrash(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::vector<uint8_t> image = ReadWholeFile(path);
+  ASSERT_EQ(image.size(), kLen * kWrites) << report->ToString();
+  // Every sector is whole: all new data or all zeros. Some write keeps a
+  // new sector after a zero one (not a prefix).
+  bool any_hole_before_new = false;
+  for (int i = 0; i < kWrites; ++i) {
+    bool seen_zero = false;
+    uint64_t kept = 0;
+    for (uint64_t at = 0; at < kLen; at += kSector) {
+      const uint8_t* got = image.data() + kLen * i + at;
+      const bool is_new = std::memcmp(got, bufs[i].get() + at, kSector) == 0;
+      const bool is_zero = std::all_of(got, got + kSector, [](uint8_t b) { return b == 0; });
+      ASSERT_TRUE(is_new || is_zero) << "write " << i << " sector " << at / kSector;
+      if (is_new && seen_zero) any_hole_before_new = true;
+      seen_zero = seen_zero || !is_new;
+      kept += is_new ? kSector : 0;
+    }
+    for (const CrashEvent& event : report->events) {
+      if (event.kind != CrashEvent::Kind::kTorn || event.offset_bytes != kLen * i) continue;
+      EXPECT_TRUE(event.out_of_order);
+      EXPECT_EQ(event.kept_bytes, kept) << report->ToString();
+    }
+  }
+  EXPECT_TRUE(any_hole_before_new) << report->ToString();
 }
 
 // One scenario with every random crash option; returns the report with the

@@ -86,6 +86,7 @@ struct Scenario {
     return "shards=" + std::to_string(shards) + " ops/writer=" + std::to_string(ops_per_writer) +
            " crash_after_acks=" + std::to_string(crash_after_acks) +
            " tear=" + std::to_string(crash.tear_unsynced_writes) +
+           " out_of_order=" + std::to_string(crash.tear_out_of_order) +
            " fill=" + kFill[static_cast<int>(crash.fill)] +
            " keep_size=" + std::to_string(crash.keep_unsynced_size) +
            " misdirect=" + std::to_string(crash.misdirect_probability) +
@@ -100,6 +101,8 @@ Scenario MakeScenario(uint64_t seed, const PowerLossConfig& config) {
   s.ops_per_writer = kOpsPerWriterMin + rng() % (kOpsPerWriterMax - kOpsPerWriterMin + 1);
   s.crash_after_acks = rng() % (s.ops_per_writer * kWriterThreads + 1);
   s.crash.tear_unsynced_writes = rng() % 4 != 0;
+  // Not drawn from rng, so that every other choice of a seed stays as it was.
+  s.crash.tear_out_of_order = s.crash.tear_unsynced_writes && seed % 2 == 1;
   s.crash.fill = static_cast<io::UnsyncedFill>(rng() % 3);
   s.crash.keep_unsynced_size = rng() % 2 == 0;
   const uint64_t variant = rng() % 10;
