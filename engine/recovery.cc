@@ -8,12 +8,13 @@
 // unless a valid record follows later in the same segment: that is a hole,
 // damage.
 //
-// Damage at offset X is a TORN TAIL when no flush starts after it (no valid
-// record flagged format::kRecordFlagFlushStart; in a version-1 segment, no
-// valid record), in this segment or any later one: it is the flush that was
-// in flight at a crash, which was never acknowledged. Valid records of that
-// flush may follow the damage, since a crash can keep any subset of a
-// write's sectors; they go with it. Otherwise it is CORRUPTION IN THE
+// Damage at offset X is a TORN TAIL when no flush starts after it in this
+// segment (no valid record flagged format::kRecordFlagFlushStart; in a
+// version-1 segment, no valid record) and no valid record is in any later
+// segment: it is the flush that was in flight at a crash, which was never
+// acknowledged. Valid records of that flush may follow the damage, since a
+// crash can keep any subset of a write's sectors; they go with it. A flush
+// never spans segments. Otherwise it is CORRUPTION IN THE
 // MIDDLE: something damaged data that had been made durable. A clean close
 // leaves a close record (format::kCloseType) after the last flush, so after
 // a clean close no acknowledged record is at the very end of the log, and
@@ -61,7 +62,7 @@ class ShardRecovery {
   Task<Result<SegmentEnd>> ScanSegment(size_t i);
   Task<Result<SegmentEnd>> OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                     const char* reason);
-  Task<Result<bool>> FlushStartInLaterSegments(size_t i);
+  Task<Result<bool>> ValidDataInLaterSegments(size_t i);
   Task<Status> RepairTail(size_t i, uint64_t valid_end);
   Task<Status> DropSegmentsAfter(size_t i);
   Task<bool> LoadFromHint(size_t i);
@@ -165,13 +166,13 @@ Status ShardRecovery::Apply(const RecordView& record, const Segment& segment, ui
   return Status::OK();
 }
 
-Task<Result<bool>> ShardRecovery::FlushStartInLaterSegments(size_t i) {
+Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
   for (size_t j = i + 1; j < out_.segments.size(); ++j) {
     const Segment& later = *out_.segments[j];
     SegmentScanner scanner(later, later.data_start_bytes(), later.file_size_bytes,
                            probe_window_.get());
     Result<std::optional<uint64_t>> found =
-        co_await scanner.FindFlushStartFrom(later.data_start_bytes());
+        co_await scanner.FindValidRecordFrom(later.data_start_bytes());
     if (!found.ok()) co_return found.status();
     if (found->has_value()) co_return true;
   }
@@ -181,14 +182,15 @@ Task<Result<bool>> ShardRecovery::FlushStartInLaterSegments(size_t i) {
 Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                                  const char* reason) {
   // Damage is the torn tail when no later flush started after it: valid
-  // records after it that start no flush belong to the flush it is in,
-  // whose sectors reached the disk out of order (any subset of a write's
-  // sectors may survive a crash). One flush is in flight at a time, so a
-  // flush that started later means the damaged one had completed: it was
-  // acknowledged.
+  // records after it in this segment that start no flush belong to the
+  // flush it is in, whose sectors reached the disk out of order (any subset
+  // of a write's sectors may survive a crash). One flush is in flight at a
+  // time, so a flush that started later means the damaged one had
+  // completed: it was acknowledged. A flush never spans segments, so any
+  // valid record in a later segment is a later flush's.
   Result<std::optional<uint64_t>> flush_here = co_await scanner.FindFlushStartFrom(offset + 1);
   if (!flush_here.ok()) co_return flush_here.status();
-  Result<bool> later = co_await FlushStartInLaterSegments(i);
+  Result<bool> later = co_await ValidDataInLaterSegments(i);
   if (!later.ok()) co_return later.status();
   const bool torn_tail = !flush_here->has_value() && !*later;
   const std::string what = Where(i, offset) + ": " + reason;

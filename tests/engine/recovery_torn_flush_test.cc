@@ -168,6 +168,19 @@ TEST_F(TornFlushTest, AFlushStartAfterAHoleIsCorruption) {
   ExpectCorruptionAtHole();
 }
 
+// A flush never spans segments: any valid record in a later segment (even
+// one that starts no flush) was written after the damaged flush completed.
+TEST_F(TornFlushTest, AValidRecordInALaterSegmentMakesAHoleCorruption) {
+  SetUpLog(/*flags=*/0);
+  const std::string next = SegmentPath(o_.db_path, 0, 2);  // The spare made ahead of need.
+  const uint32_t align = header_.write_alignment_bytes;
+  std::vector<uint8_t> block(align, 0);
+  engine::EncodeRecord(std::span<uint8_t>(block.data(), align), header_.segment_id + 1,
+                       format::kPutType, kTornSequence + 1, "later", "segment", /*flags=*/0);
+  ASSERT_OK(PwriteFile(next, block, align));
+  ExpectCorruptionAtHole();
+}
+
 TEST_F(TornFlushTest, Version1SegmentsKeepTreatingAnyRecordAfterAHoleAsCorruption) {
   SetUpLog(/*flags=*/0);
   MakeVersion1();
