@@ -14,6 +14,10 @@ namespace {
 constexpr uint32_t kAppendWaitsMax = 1u << 20;
 constexpr uint32_t kLargestRecordBytes =
     format::kRecordHeaderBytes + format::kKeyBytesMax + format::kBatchBytesMax;
+// The flag a flush's first record carries in `segment`.
+uint8_t FlushStartFlag(const Segment& segment) noexcept {
+  return segment.marks_flush_starts() ? format::kRecordFlagFlushStart : 0;
+}
 }  // namespace
 
 void LogWriter::AlignedFree::operator()(uint8_t* p) const noexcept { std::free(p); }
@@ -124,8 +128,10 @@ void LogWriter::Encode(format::RecordType type, std::string_view key, std::strin
   const uint64_t seq = next_sequence_;
   next_sequence_ += std::max<uint32_t>(entries, 1);
   uint8_t* p = b.buf.get() + off;
-  // The first record of a batch starts its flush (one aligned write).
-  const uint8_t flags = off == 0 ? format::kRecordFlagFlushStart : 0;
+  // The first record of a batch starts its flush (one aligned write). A
+  // version-1 segment (carried over from an older database) gets no flags,
+  // so that the build that made it can still read it whole.
+  const uint8_t flags = off == 0 ? FlushStartFlag(*b.segment) : 0;
   EncodeRecord(std::span<uint8_t>(p, size), b.segment->id(), type, seq, key, value, flags);
   const uint32_t record = static_cast<uint32_t>(b.records.size());
   b.records.push_back(RecordSpan{off, size});
@@ -364,7 +370,8 @@ Task<Status> LogWriter::WriteCloseRecord() {
   Batch& b = *filling_;  // Empty: the flushers have ended.
   assert(b.used_bytes == 0 && b.segment == active_ && b.offset_bytes == next_offset_bytes_);
   uint8_t* p = b.buf.get();
-  EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), active_->id(), next_sequence_ - 1);
+  EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), active_->id(), next_sequence_ - 1,
+              FlushStartFlag(*active_));
   EncodeGap(std::span<uint8_t>(p + format::kRecordHeaderBytes, align - format::kRecordHeaderBytes),
             active_->id());
   co_return co_await active_->file().WriteDsync(p, align, next_offset_bytes_);

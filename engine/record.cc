@@ -91,14 +91,16 @@ void EncodeGap(std::span<uint8_t> dst, uint64_t segment_id) {
   }
 }
 
-void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence) {
+void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence,
+                 uint8_t flags) {
+  assert((flags & ~format::kRecordFlagsKnown) == 0);
   assert(dst.size() == format::kRecordHeaderBytes);
   uint8_t* p = dst.data();
   Put64(p + format::kRecordSequenceOffset, last_sequence);
   Put32(p + format::kRecordValueLenOffset, 0);
   Put16(p + format::kRecordKeyLenOffset, 0);
   p[format::kRecordTypeOffset] = format::kCloseType;
-  p[format::kRecordFlagsOffset] = format::kRecordFlagFlushStart;
+  p[format::kRecordFlagsOffset] = flags;
   Put64(p + format::kRecordChecksumOffset, RecordChecksum(p, dst.size(), segment_id));
 }
 

@@ -35,9 +35,11 @@ void EncodePadding(std::span<uint8_t> dst, uint64_t segment_id);
 // (which the reader skips by rounding up to the alignment).
 void EncodeGap(std::span<uint8_t> dst, uint64_t segment_id);
 // Writes a close record (format::kCloseType, kRecordHeaderBytes long) into
-// `dst`, carrying `last_sequence`. It is a flush of its own, so it carries
-// format::kRecordFlagFlushStart.
-void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence);
+// `dst`, carrying `last_sequence` and `flags` (format::kRecordFlagFlushStart
+// in a segment that marks flush starts: the close record is a flush of its
+// own).
+void EncodeClose(std::span<uint8_t> dst, uint64_t segment_id, uint64_t last_sequence,
+                 uint8_t flags);
 
 // A decoded record; the views point into the decoded span.
 struct RecordView {

@@ -146,6 +146,17 @@ const char* EventKindName(CrashEvent::Kind kind) {
 }
 
 }  // namespace
+
+// Where, from the write's start, its surviving new data ends: the kept
+// prefix, or the end of the last kept sector of an out-of-order tear.
+uint64_t UndoLog::KeptEndBytes(const Outcome& outcome) {
+  const std::vector<bool>& kept = outcome.kept_sectors;
+  for (uint64_t i = kept.size(); i > 0; --i) {
+    if (kept[i - 1]) return (i - 1) * kSectorBytes + SectorBytesOf(outcome.rec->done_bytes, i - 1);
+  }
+  return kept.empty() ? outcome.kept_bytes : 0;
+}
+
 std::string CrashEvent::ToString() const {
   std::string out = std::string(EventKindName(kind)) + " " + path;
   out += " offset=" + std::to_string(offset_bytes) + " length=" + std::to_string(length_bytes);
@@ -322,8 +333,8 @@ Status UndoLog::RestoreFile(File* file, const CrashOptions& options, CrashReport
   uint64_t size = std::max(file->durable_size_bytes, file->records.front().old_size_bytes);
   for (const Record& rec : file->records) {
     outcomes.push_back(Decide(rec, options));
-    const uint64_t kept = outcomes.back().kept_bytes;
-    if (kept > 0) size = std::max(size, rec.offset_bytes + kept);
+    const uint64_t kept_end = KeptEndBytes(outcomes.back());
+    if (kept_end > 0) size = std::max(size, rec.offset_bytes + kept_end);
   }
   if (options.keep_unsynced_size) size = *size_before;
   if (ftruncate(file->fd, static_cast<off_t>(size)) != 0) {
@@ -364,6 +375,7 @@ UndoLog::Outcome UndoLog::Decide(const Record& rec, const CrashOptions& options)
           options.misdirect_probability) {
     outcome.misdirected = true;
     outcome.kept_bytes = 0;
+    outcome.kept_sectors.clear();  // Nothing lands in place.
   }
   return outcome;
 }

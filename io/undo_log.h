@@ -156,6 +156,7 @@ class UndoLog {
   struct Outcome;
   Status RestoreFile(File* file, const CrashOptions& options, CrashReport* report);
   Outcome Decide(const Record& rec, const CrashOptions& options);
+  static uint64_t KeptEndBytes(const Outcome& outcome);
   Status Apply(const File& file, const Outcome& outcome, uint64_t size_bytes,
                const CrashOptions& options, CrashReport* report);
   Status FlipBits(const CrashOptions& options, CrashReport* report);

@@ -89,7 +89,7 @@ TEST(RecordTest, GapIsPaddingWhenAHeaderFitsElseZeros) {
 
 TEST(RecordTest, CloseRecordCarriesTheLastSequence) {
   std::vector<uint8_t> buf(format::kRecordHeaderBytes);
-  EncodeClose(buf, 9, 1234);
+  EncodeClose(buf, 9, 1234, format::kRecordFlagFlushStart);
   DecodeResult d = DecodeRecord(buf, 9);
   ASSERT_EQ(d.outcome, DecodeOutcome::kRecord);
   EXPECT_EQ(d.record.type, format::kCloseType);

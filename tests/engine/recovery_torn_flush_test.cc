@@ -141,6 +141,60 @@ TEST(FlushStartFlagTest, TheFirstRecordOfEachFlushCarriesIt) {
   EXPECT_EQ(flush_starts, kRecords + 1);  // The puts and the close record.
 }
 
+// A version-1 segment carried over from an older database keeps its
+// format: the writer flags nothing in it (a version-1 reader would take a
+// flag for a bad header), and the records read back.
+TEST(FlushStartFlagTest, AVersion1SegmentGetsNoFlags) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  const std::string seg = SegmentPath(o.db_path, 0, 1);
+  for (int session = 0; session < 2; ++session) {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    for (int i = 0; i < kRecords; ++i) ASSERT_OK(db->Put({}, Key(session * kRecords + i), "v"));
+    ASSERT_OK(db->Close());
+    if (session > 0) break;
+    // Make the segment version 1, as an older build would have left it,
+    // with no flags on what it holds.
+    Result<std::vector<uint8_t>> first = PreadFile(seg, 0, format::kSegmentHeaderEncodedBytes);
+    ASSERT_TRUE(first.ok());
+    Result<engine::SegmentHeader> header = engine::DecodeSegmentHeader(*first, seg);
+    ASSERT_TRUE(header.ok()) << header.status().ToString();
+    header->format_version = 1;
+    std::vector<uint8_t> bytes(format::kSegmentHeaderEncodedBytes);
+    engine::EncodeSegmentHeader(bytes, *header);
+    ASSERT_OK(PwriteFile(seg, bytes, 0));
+    Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
+    ASSERT_TRUE(records.ok());
+    for (const testing::SegmentRecord& r : *records) {
+      if (r.flags == 0) continue;
+      Result<std::vector<uint8_t>> got = PreadFile(seg, r.offset_bytes, r.encoded_bytes);
+      ASSERT_TRUE(got.ok());
+      std::vector<uint8_t> again(r.encoded_bytes);
+      const engine::DecodeResult d = engine::DecodeRecord(*got, header->segment_id);
+      ASSERT_EQ(d.outcome, engine::DecodeOutcome::kRecord);
+      if (r.type == format::kCloseType) {
+        engine::EncodeClose(again, header->segment_id, d.record.sequence, 0);
+      } else {
+        engine::EncodeRecord(again, header->segment_id, d.record.type, d.record.sequence,
+                             d.record.key, d.record.value, 0);
+      }
+      ASSERT_OK(PwriteFile(seg, again, r.offset_bytes));
+    }
+  }
+  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  int data_records = 0;
+  for (const testing::SegmentRecord& r : *records) {
+    EXPECT_EQ(r.flags, 0) << "record at " << r.offset_bytes << " in a version-1 segment";
+    data_records += r.type == format::kPutType ? 1 : 0;
+  }
+  EXPECT_EQ(data_records, 2 * kRecords);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  for (int i = 0; i < 2 * kRecords; ++i) EXPECT_EQ(*db->Get(Key(i)), "v") << Key(i);
+}
+
 TEST_F(TornFlushTest, RecordsAfterAHoleThatStartNoFlushAreTheTornTail) {
   SetUpLog(/*flags=*/0);
   {

@@ -212,6 +212,43 @@ TEST_P(FaultBackendTest, TornOutOfOrderKeepsAnySubsetOfSectors) {
   EXPECT_TRUE(any_hole_before_new) << report->ToString();
 }
 
+// A file that grows: an out-of-order tear cuts the file after its last kept
+// sector (not after kept_bytes), and the sectors it did not keep hold the
+// fill, not a hole.
+TEST_P(FaultBackendTest, TornOutOfOrderSizesTheFileToTheLastKeptSector) {
+  std::unique_ptr<FaultBackend> fb = Open(13);
+  const std::string path = dir_.File("tear-grow");
+  const int fd = OpenFile(path);
+  constexpr uint64_t kLen = 4 * kBlockBytes;
+  AlignedBuf data = Pattern(kLen, 21);
+  ASSERT_OK(Write(*fb, fd, path, data.get(), kLen, 0));
+  CrashOptions options;
+  options.tear_unsynced_writes = true;
+  options.tear_out_of_order = true;
+  options.fill = UnsyncedFill::kGarbage;
+  Result<CrashReport> report = fb->SimulateCrash(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::vector<uint8_t> image = ReadWholeFile(path);
+  ASSERT_EQ(image.size() % kSector, 0u) << report->ToString();
+  ASSERT_GT(image.size(), 0u) << report->ToString();
+  // The last sector of the file is kept new data; every other sector is
+  // either new data or garbage, never a hole of zeros.
+  for (uint64_t at = 0; at < image.size(); at += kSector) {
+    const bool is_new = std::memcmp(image.data() + at, data.get() + at, kSector) == 0;
+    const bool is_zero = std::all_of(image.data() + at, image.data() + at + kSector,
+                                     [](uint8_t b) { return b == 0; });
+    EXPECT_FALSE(is_zero) << "sector " << at / kSector << ": " << report->ToString();
+    if (at + kSector == image.size()) {
+      EXPECT_TRUE(is_new) << report->ToString();
+    }
+  }
+  for (const CrashEvent& event : report->events) {
+    if (event.kind == CrashEvent::Kind::kResized) {
+      EXPECT_EQ(event.target_offset_bytes, image.size()) << report->ToString();
+    }
+  }
+}
+
 // One scenario with every random crash option; returns the report with the
 // directory stripped from the paths, and the files' contents.
 struct Outcome {
@@ -331,24 +368,30 @@ TEST_P(FaultBackendTest, FallocateIsUndoneUnlessSynced) {
 }
 
 TEST_P(FaultBackendTest, MisdirectedWriteLandsElsewhere) {
-  std::unique_ptr<FaultBackend> fb = Open(3);
-  const std::string path = dir_.File("misdirect");
-  const int fd = OpenFile(path);
-  constexpr uint64_t kLen = 8 * kBlockBytes;
-  AlignedBuf base = Pattern(kLen, 1), unsynced = Pattern(kBlockBytes, 2);
-  ASSERT_OK(Write(*fb, fd, path, base.get(), kLen, 0, IoOp::kWriteFdatasync));
-  ASSERT_OK(Write(*fb, fd, path, unsynced.get(), kBlockBytes, 2 * kBlockBytes));
-  CrashOptions options;
-  options.misdirect_probability = 1.0;
-  Result<CrashReport> report = fb->SimulateCrash(options);
-  ASSERT_TRUE(report.ok()) << report.status().ToString();
-  ASSERT_EQ(report->Count(CrashEvent::Kind::kMisdirected), 1u) << report->ToString();
-  const CrashEvent& event = report->events.back();
-  EXPECT_NE(event.target_offset_bytes, event.offset_bytes);
-  EXPECT_EQ(event.target_offset_bytes % kSector, 0u);
-  std::vector<uint8_t> want = PatternVec(kLen, 1);
-  Overlay(&want, PatternVec(kBlockBytes, 2), event.target_offset_bytes);
-  EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
+  // Also with out-of-order tears on: a misdirected write keeps no sector in place.
+  for (const bool out_of_order : {false, true}) {
+    SCOPED_TRACE(out_of_order ? "out of order" : "prefix");
+    std::unique_ptr<FaultBackend> fb = Open(3);
+    const std::string path = dir_.File(out_of_order ? "misdirect-ooo" : "misdirect");
+    const int fd = OpenFile(path);
+    constexpr uint64_t kLen = 8 * kBlockBytes;
+    AlignedBuf base = Pattern(kLen, 1), unsynced = Pattern(kBlockBytes, 2);
+    ASSERT_OK(Write(*fb, fd, path, base.get(), kLen, 0, IoOp::kWriteFdatasync));
+    ASSERT_OK(Write(*fb, fd, path, unsynced.get(), kBlockBytes, 2 * kBlockBytes));
+    CrashOptions options;
+    options.misdirect_probability = 1.0;
+    options.tear_unsynced_writes = out_of_order;
+    options.tear_out_of_order = out_of_order;
+    Result<CrashReport> report = fb->SimulateCrash(options);
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    ASSERT_EQ(report->Count(CrashEvent::Kind::kMisdirected), 1u) << report->ToString();
+    const CrashEvent& event = report->events.back();
+    EXPECT_NE(event.target_offset_bytes, event.offset_bytes);
+    EXPECT_EQ(event.target_offset_bytes % kSector, 0u);
+    std::vector<uint8_t> want = PatternVec(kLen, 1);
+    Overlay(&want, PatternVec(kBlockBytes, 2), event.target_offset_bytes);
+    EXPECT_EQ(ReadWholeFile(path), want) << report->ToString();
+  }
 }
 
 TEST_P(FaultBackendTest, WritesWaitingBehindATornWriteNeverLand) {
