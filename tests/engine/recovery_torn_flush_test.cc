@@ -34,11 +34,14 @@ std::string Key(int i) { return "key" + std::to_string(i); }
 Status PwriteFile(const std::string& path, const std::vector<uint8_t>& bytes, uint64_t offset) {
   const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Status::IOError("open " + path);
-  const bool ok = pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) ==
-                      static_cast<ssize_t>(bytes.size()) &&
-                  fsync(fd) == 0;
+  Status s;
+  if (pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) !=
+          static_cast<ssize_t>(bytes.size()) ||
+      fsync(fd) != 0) {
+    s = Status::IOError("pwrite " + path);
+  }
   close(fd);
-  return ok ? Status::OK() : Status::IOError("pwrite " + path);
+  return s;
 }
 
 Result<std::vector<uint8_t>> PreadFile(const std::string& path, uint64_t offset, size_t n) {
