@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "engine/format.h"
+#include "engine/record.h"
 
 namespace dmalog::engine {
 namespace {
@@ -43,12 +44,8 @@ Result<Manifest> DecodeManifest(const std::string& text, const std::string& path
     if (key == "shards") m.shards = static_cast<uint32_t>(v);
     if (key == "segment_size_bytes") m.segment_size_bytes = v;
   }
-  if (m.format_version < format::kFormatVersionMin || m.format_version > format::kFormatVersion) {
-    return Status::Unsupported(path + ": format version " + std::to_string(m.format_version) +
-                               "; this build reads versions " +
-                               std::to_string(format::kFormatVersionMin) + " to " +
-                               std::to_string(format::kFormatVersion));
-  }
+  Status version = CheckFormatVersion(m.format_version, path);
+  if (!version.ok()) return version;
   if (m.shards == 0 || m.shards > kShardsMax ||
       m.segment_size_bytes < format::kSegmentSizeBytesMin ||
       m.segment_size_bytes > format::kSegmentSizeBytesMax) {

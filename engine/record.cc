@@ -157,6 +157,15 @@ DecodeResult DecodeRecord(std::span<const uint8_t> src, uint64_t segment_id) {
   return result;
 }
 
+Status CheckFormatVersion(uint32_t version, std::string_view where) {
+  if (version >= format::kFormatVersionMin && version <= format::kFormatVersion)
+    return Status::OK();
+  return Status::Unsupported(std::string(where) + ": format version " + std::to_string(version) +
+                             "; this build reads versions " +
+                             std::to_string(format::kFormatVersionMin) + " to " +
+                             std::to_string(format::kFormatVersion));
+}
+
 size_t EncodeSegmentHeader(std::span<uint8_t> dst, const SegmentHeader& header) {
   assert(dst.size() >= format::kSegmentHeaderEncodedBytes);
   uint8_t* p = dst.data();
@@ -191,12 +200,8 @@ Result<SegmentHeader> DecodeSegmentHeader(std::span<const uint8_t> src, std::str
   h.segment_id = Get64(p + 16);
   h.write_alignment_bytes = Get32(p + 24);
   h.segment_size_bytes = Get64(p + 32);
-  if (h.format_version < format::kFormatVersionMin || h.format_version > format::kFormatVersion) {
-    return Status::Unsupported(where + ": format version " + std::to_string(h.format_version) +
-                               "; this build reads versions " +
-                               std::to_string(format::kFormatVersionMin) + " to " +
-                               std::to_string(format::kFormatVersion));
-  }
+  Status version = CheckFormatVersion(h.format_version, where);
+  if (!version.ok()) return version;
   const uint32_t align = h.write_alignment_bytes;
   if (align < 512 || align > format::kWriteAlignmentBytesMax || (align & (align - 1)) != 0 ||
       h.segment_size_bytes < format::kSegmentSizeBytesMin ||

@@ -69,6 +69,10 @@ struct DecodeResult {
 // Decodes the record at the front of `src`, written into segment `segment_id`.
 DecodeResult DecodeRecord(std::span<const uint8_t> src, uint64_t segment_id);
 
+// OK when this build reads format `version`; else Unsupported naming
+// `where` (a file) and the versions it reads.
+Status CheckFormatVersion(uint32_t version, std::string_view where);
+
 // ---- Segment header.
 struct SegmentHeader {
   uint32_t format_version = format::kFormatVersion;

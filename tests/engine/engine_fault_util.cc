@@ -151,17 +151,43 @@ Status FlipByte(const std::string& path, uint64_t offset_bytes) {
 }
 
 Status ZeroRange(const std::string& path, uint64_t offset_bytes, uint32_t length_bytes) {
+  return WriteAt(path, std::vector<uint8_t>(length_bytes, 0), offset_bytes);
+}
+
+Status WriteAt(const std::string& path, std::span<const uint8_t> bytes, uint64_t offset_bytes) {
   const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Status::IOError("open " + path + ": " + std::strerror(errno), errno);
-  const std::vector<char> zeros(length_bytes, 0);
   Status s;
-  if (pwrite(fd, zeros.data(), zeros.size(), static_cast<off_t>(offset_bytes)) !=
-          static_cast<ssize_t>(length_bytes) ||
+  if (pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset_bytes)) !=
+          static_cast<ssize_t>(bytes.size()) ||
       fsync(fd) != 0) {
     s = Status::IOError("pwrite " + path + ": " + std::strerror(errno), errno);
   }
   close(fd);
   return s;
+}
+
+Result<std::vector<uint8_t>> ReadAt(const std::string& path, uint64_t offset_bytes,
+                                    size_t length_bytes) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("open " + path + ": " + std::strerror(errno), errno);
+  std::vector<uint8_t> bytes(length_bytes);
+  const ssize_t n = pread(fd, bytes.data(), length_bytes, static_cast<off_t>(offset_bytes));
+  close(fd);
+  if (n != static_cast<ssize_t>(length_bytes)) return Status::IOError("short pread of " + path);
+  return bytes;
+}
+
+Result<engine::SegmentHeader> ReadSegmentHeader(const std::string& path) {
+  Result<std::vector<uint8_t>> bytes = ReadAt(path, 0, format::kSegmentHeaderEncodedBytes);
+  if (!bytes.ok()) return bytes.status();
+  return engine::DecodeSegmentHeader(*bytes, path);
+}
+
+Status WriteSegmentHeader(const std::string& path, const engine::SegmentHeader& header) {
+  std::vector<uint8_t> bytes(format::kSegmentHeaderEncodedBytes);
+  engine::EncodeSegmentHeader(bytes, header);
+  return WriteAt(path, bytes, 0);
 }
 
 }  // namespace dmalog::testing

@@ -8,11 +8,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "dmalog/engine.h"
 #include "engine/engine_hooks.h"
+#include "engine/record.h"
 #include "io/fault_backend.h"
 
 namespace dmalog::testing {
@@ -76,5 +78,13 @@ Status FlipByte(const std::string& path, uint64_t offset_bytes);
 // Overwrites [offset_bytes, offset_bytes + length_bytes) of `path` with
 // zeros, as a write that never reached the disk leaves preallocated space.
 Status ZeroRange(const std::string& path, uint64_t offset_bytes, uint32_t length_bytes);
+// Writes `bytes` at `offset_bytes` of the existing file `path`, then fsyncs.
+Status WriteAt(const std::string& path, std::span<const uint8_t> bytes, uint64_t offset_bytes);
+// The `length_bytes` bytes of `path` at `offset_bytes`.
+Result<std::vector<uint8_t>> ReadAt(const std::string& path, uint64_t offset_bytes,
+                                    size_t length_bytes);
+// The decoded header of segment file `path`, and its replacement.
+Result<engine::SegmentHeader> ReadSegmentHeader(const std::string& path);
+Status WriteSegmentHeader(const std::string& path, const engine::SegmentHeader& header);
 
 }  // namespace dmalog::testing

@@ -5,9 +5,7 @@
 // so recovery drops them as the torn tail. A hole followed by a record that
 // does start a flush is a lost acknowledged write: corruption in the middle.
 // Segments of format version 1 mark no flush starts and keep the old rule.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -31,27 +29,38 @@ constexpr uint64_t kTornSequence = 1'000'000;  // Above every written sequence.
 
 std::string Key(int i) { return "key" + std::to_string(i); }
 
-Status PwriteFile(const std::string& path, const std::vector<uint8_t>& bytes, uint64_t offset) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open " + path);
-  Status s;
-  if (pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)) !=
-          static_cast<ssize_t>(bytes.size()) ||
-      fsync(fd) != 0) {
-    s = Status::IOError("pwrite " + path);
-  }
-  close(fd);
-  return s;
+// Puts keys [first, first + count), each a flush of its own, and closes.
+void WritePuts(const Options& o, int first, int count) {
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  for (int i = first; i < first + count; ++i) ASSERT_OK(db->Put({}, Key(i), "acknowledged"));
+  ASSERT_OK(db->Close());
 }
 
-Result<std::vector<uint8_t>> PreadFile(const std::string& path, uint64_t offset, size_t n) {
-  std::vector<uint8_t> bytes(n);
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open " + path);
-  const bool ok = pread(fd, bytes.data(), n, static_cast<off_t>(offset)) == static_cast<ssize_t>(n);
-  close(fd);
-  if (!ok) return Status::IOError("pread " + path);
-  return bytes;
+// Makes segment file `path` version 1, as an older build would have left
+// it: the header says 1 and no record carries a flag.
+void MakeVersion1(const std::string& path) {
+  Result<engine::SegmentHeader> header = testing::ReadSegmentHeader(path);
+  ASSERT_TRUE(header.ok()) << header.status().ToString();
+  header->format_version = 1;
+  ASSERT_OK(testing::WriteSegmentHeader(path, *header));
+  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(path);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  for (const testing::SegmentRecord& r : *records) {
+    if (r.flags == 0) continue;
+    Result<std::vector<uint8_t>> bytes = testing::ReadAt(path, r.offset_bytes, r.encoded_bytes);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+    const engine::DecodeResult d = engine::DecodeRecord(*bytes, header->segment_id);
+    ASSERT_EQ(d.outcome, engine::DecodeOutcome::kRecord);
+    std::vector<uint8_t> unflagged(r.encoded_bytes);
+    if (r.type == format::kCloseType) {
+      engine::EncodeClose(unflagged, header->segment_id, d.record.sequence, /*flags=*/0);
+    } else {
+      engine::EncodeRecord(unflagged, header->segment_id, d.record.type, d.record.sequence,
+                           d.record.key, d.record.value, /*flags=*/0);
+    }
+    ASSERT_OK(testing::WriteAt(path, unflagged, r.offset_bytes));
+  }
 }
 
 class TornFlushTest : public ::testing::Test {
@@ -63,12 +72,7 @@ class TornFlushTest : public ::testing::Test {
   void SetUpLog(uint8_t flags) {
     o_ = SmallDbOptions(dir_.File("db"), 1);
     seg_ = SegmentPath(o_.db_path, 0, 1);
-    {
-      auto db = OpenOrFail(o_);
-      ASSERT_NE(db, nullptr);
-      for (int i = 0; i < kRecords; ++i) ASSERT_OK(db->Put({}, Key(i), "acknowledged"));
-      ASSERT_OK(db->Close());
-    }
+    WritePuts(o_, 0, kRecords);
     Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg_);
     ASSERT_TRUE(records.ok()) << records.status().ToString();
     const testing::SegmentRecord* close = nullptr;
@@ -76,9 +80,7 @@ class TornFlushTest : public ::testing::Test {
       if (r.type == format::kCloseType) close = &r;
     }
     ASSERT_NE(close, nullptr) << "a clean close writes a close record";
-    Result<std::vector<uint8_t>> first = PreadFile(seg_, 0, format::kSegmentHeaderEncodedBytes);
-    ASSERT_TRUE(first.ok());
-    Result<engine::SegmentHeader> header = engine::DecodeSegmentHeader(*first, seg_);
+    Result<engine::SegmentHeader> header = testing::ReadSegmentHeader(seg_);
     ASSERT_TRUE(header.ok()) << header.status().ToString();
     header_ = *header;
     const uint32_t align = header_.write_alignment_bytes;
@@ -88,16 +90,7 @@ class TornFlushTest : public ::testing::Test {
     const std::string value = "never acknowledged";
     engine::EncodeRecord(std::span<uint8_t>(torn.data() + align, align), header_.segment_id,
                          format::kPutType, kTornSequence, "torn", value, flags);
-    ASSERT_OK(PwriteFile(seg_, torn, hole_offset_));
-  }
-
-  // Rewrites the segment's header as format version 1 (no flush starts).
-  void MakeVersion1() {
-    engine::SegmentHeader h = header_;
-    h.format_version = 1;
-    std::vector<uint8_t> bytes(format::kSegmentHeaderEncodedBytes);
-    engine::EncodeSegmentHeader(bytes, h);
-    ASSERT_OK(PwriteFile(seg_, bytes, 0));
+    ASSERT_OK(testing::WriteAt(seg_, torn, hole_offset_));
   }
 
   void ExpectAcknowledged(Engine& db) {
@@ -126,12 +119,7 @@ class TornFlushTest : public ::testing::Test {
 TEST(FlushStartFlagTest, TheFirstRecordOfEachFlushCarriesIt) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    for (int i = 0; i < kRecords; ++i) ASSERT_OK(db->Put({}, Key(i), "acknowledged"));
-    ASSERT_OK(db->Close());
-  }
+  WritePuts(o, 0, kRecords);
   Result<std::vector<testing::SegmentRecord>> records =
       testing::ReadSegmentRecords(SegmentPath(o.db_path, 0, 1));
   ASSERT_TRUE(records.ok()) << records.status().ToString();
@@ -151,40 +139,9 @@ TEST(FlushStartFlagTest, AVersion1SegmentGetsNoFlags) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
   const std::string seg = SegmentPath(o.db_path, 0, 1);
-  for (int session = 0; session < 2; ++session) {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    for (int i = 0; i < kRecords; ++i) ASSERT_OK(db->Put({}, Key(session * kRecords + i), "v"));
-    ASSERT_OK(db->Close());
-    if (session > 0) break;
-    // Make the segment version 1, as an older build would have left it,
-    // with no flags on what it holds.
-    Result<std::vector<uint8_t>> first = PreadFile(seg, 0, format::kSegmentHeaderEncodedBytes);
-    ASSERT_TRUE(first.ok());
-    Result<engine::SegmentHeader> header = engine::DecodeSegmentHeader(*first, seg);
-    ASSERT_TRUE(header.ok()) << header.status().ToString();
-    header->format_version = 1;
-    std::vector<uint8_t> bytes(format::kSegmentHeaderEncodedBytes);
-    engine::EncodeSegmentHeader(bytes, *header);
-    ASSERT_OK(PwriteFile(seg, bytes, 0));
-    Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
-    ASSERT_TRUE(records.ok());
-    for (const testing::SegmentRecord& r : *records) {
-      if (r.flags == 0) continue;
-      Result<std::vector<uint8_t>> got = PreadFile(seg, r.offset_bytes, r.encoded_bytes);
-      ASSERT_TRUE(got.ok());
-      std::vector<uint8_t> again(r.encoded_bytes);
-      const engine::DecodeResult d = engine::DecodeRecord(*got, header->segment_id);
-      ASSERT_EQ(d.outcome, engine::DecodeOutcome::kRecord);
-      if (r.type == format::kCloseType) {
-        engine::EncodeClose(again, header->segment_id, d.record.sequence, 0);
-      } else {
-        engine::EncodeRecord(again, header->segment_id, d.record.type, d.record.sequence,
-                             d.record.key, d.record.value, 0);
-      }
-      ASSERT_OK(PwriteFile(seg, again, r.offset_bytes));
-    }
-  }
+  WritePuts(o, 0, kRecords);
+  MakeVersion1(seg);
+  WritePuts(o, kRecords, kRecords);  // The new build, writing into it.
   Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(seg);
   ASSERT_TRUE(records.ok()) << records.status().ToString();
   int data_records = 0;
@@ -195,7 +152,7 @@ TEST(FlushStartFlagTest, AVersion1SegmentGetsNoFlags) {
   EXPECT_EQ(data_records, 2 * kRecords);
   auto db = OpenOrFail(o);
   ASSERT_NE(db, nullptr);
-  for (int i = 0; i < 2 * kRecords; ++i) EXPECT_EQ(*db->Get(Key(i)), "v") << Key(i);
+  for (int i = 0; i < 2 * kRecords; ++i) EXPECT_EQ(*db->Get(Key(i)), "acknowledged") << Key(i);
 }
 
 TEST_F(TornFlushTest, RecordsAfterAHoleThatStartNoFlushAreTheTornTail) {
@@ -234,13 +191,13 @@ TEST_F(TornFlushTest, AValidRecordInALaterSegmentMakesAHoleCorruption) {
   std::vector<uint8_t> block(align, 0);
   engine::EncodeRecord(std::span<uint8_t>(block.data(), align), header_.segment_id + 1,
                        format::kPutType, kTornSequence + 1, "later", "segment", /*flags=*/0);
-  ASSERT_OK(PwriteFile(next, block, align));
+  ASSERT_OK(testing::WriteAt(next, block, align));
   ExpectCorruptionAtHole();
 }
 
 TEST_F(TornFlushTest, Version1SegmentsKeepTreatingAnyRecordAfterAHoleAsCorruption) {
   SetUpLog(/*flags=*/0);
-  MakeVersion1();
+  MakeVersion1(seg_);
   ExpectCorruptionAtHole();
 }
 
