@@ -29,7 +29,8 @@ std::string ShardLine(const ShardStats& s) {
          std::to_string(s.hint_write_failures) + ")\n";
   out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered, " +
          std::to_string(s.recovery_read_bytes) + " bytes read, " +
-         std::to_string(s.segments_loaded_from_hints) + " segments from hint files";
+         std::to_string(s.segments_loaded_from_hints) + " segments from hint files" +
+         (s.opened_after_clean_close ? ", after a clean close" : "");
   if (s.recovery_dropped_bytes > 0) {
     out += ", " + std::to_string(s.recovery_dropped_bytes) + " bytes dropped";
   }

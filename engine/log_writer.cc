@@ -355,18 +355,25 @@ Task<void> LogWriter::Stop() {
   room_.NotifyAll();
   rolled_.NotifyAll();
   while (!flusher_done_ || !preparer_done_ || !acker_done_) co_await stopped_.Wait();
-  if (stats_.flushes > 0 && failed_.ok()) {
-    // Best effort: every acknowledged record is durable without it; it only
-    // lets the next open tell damage to the last flush from a torn write.
-    (co_await WriteCloseRecord()).IgnoreError();
+  if (!failed_.ok()) co_return;
+  const uint64_t end_bytes = next_offset_bytes_;
+  if (stats_.flushes > 0) {
+    // Every acknowledged record is durable without it; it lets the next open
+    // tell damage to the last flush from a torn write. On failure, the
+    // close is not clean: no marker, and the next open reads the whole log.
+    Result<uint64_t> closed = co_await WriteCloseRecord();
+    if (!closed.ok()) co_return;
+    clean_end_ = CleanEnd{active_->id(), *closed, last_sequence()};
+    co_return;
   }
+  clean_end_ = CleanEnd{active_->id(), end_bytes, last_sequence()};
 }
 
-Task<Status> LogWriter::WriteCloseRecord() {
+Task<Result<uint64_t>> LogWriter::WriteCloseRecord() {
   const uint32_t align = Alignment();
   // No room in the active segment: the next write rolls to a new one, and
   // the segment keeps its torn-tail reading (as before close records).
-  if (next_offset_bytes_ + align > active_->size_bytes()) co_return Status::OK();
+  if (next_offset_bytes_ + align > active_->size_bytes()) co_return next_offset_bytes_;
   Batch& b = *filling_;  // Empty: the flushers have ended.
   assert(b.used_bytes == 0 && b.segment == active_ && b.offset_bytes == next_offset_bytes_);
   uint8_t* p = b.buf.get();
@@ -374,7 +381,9 @@ Task<Status> LogWriter::WriteCloseRecord() {
               FlushStartFlag(*active_));
   EncodeGap(std::span<uint8_t>(p + format::kRecordHeaderBytes, align - format::kRecordHeaderBytes),
             active_->id());
-  co_return co_await active_->file().WriteDsync(p, align, next_offset_bytes_);
+  Status s = co_await active_->file().WriteDsync(p, align, next_offset_bytes_);
+  if (!s.ok()) co_return s;
+  co_return next_offset_bytes_ + align;
 }
 
 std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {

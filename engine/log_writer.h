@@ -28,6 +28,7 @@
 
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/clean_marker.h"
 #include "engine/index.h"
 #include "engine/record.h"
 #include "engine/recovery.h"
@@ -90,6 +91,10 @@ class LogWriter {
   // Flushes what is queued, ends the loops, and (if this writer flushed
   // anything) writes a close record after the last flush.
   Task<void> Stop();
+  // After Stop(): where the log ends, when everything this writer took is
+  // durable and its close record (if it owed one) was written; nullopt
+  // otherwise. Shard::Stop records it in the clean-close marker.
+  std::optional<CleanEnd> clean_end() const noexcept { return clean_end_; }
 
   // Appends a put, delete or batch record (`entries` sub-records for a
   // batch, else 1) and returns its batch's ticket. `key` and `value` are
@@ -157,7 +162,9 @@ class LogWriter {
               uint32_t entries);
   Task<void> FlushOne();
   // Writes a close record (format::kCloseType) in the next aligned block.
-  Task<Status> WriteCloseRecord();
+  // The end of the log after the close record (where it would have gone
+  // when the segment has no room for it).
+  Task<Result<uint64_t>> WriteCloseRecord();
   void ApplyToIndex(const Batch& batch);
   void Fail(Status cause);
   // The status of `ticket` if it is settled (durable or failed), else nullopt.
@@ -201,6 +208,7 @@ class LogWriter {
   DurableWaiter* waiters_head_ = nullptr;  // FIFO, in ticket order.
   DurableWaiter* waiters_tail_ = nullptr;
   LogWriterStats stats_;
+  std::optional<CleanEnd> clean_end_;  // Set by Stop().
 };
 
 }  // namespace dmalog::engine

@@ -41,8 +41,10 @@
 #include <cstring>
 
 #include "engine/aligned.h"
+#include "engine/clean_marker.h"
 #include "engine/hint_file.h"
 #include "engine/segment_scanner.h"
+#include "engine/tail_repair.h"
 
 namespace dmalog::engine {
 namespace {
@@ -55,11 +57,21 @@ enum class SegmentEnd : uint8_t { kNext, kStop };
 class ShardRecovery {
  public:
   explicit ShardRecovery(RecoveryInput input) : in_(input) {}
-  Task<Result<RecoveredShard>> Run();
+  // With `marker`: nullopt (and nothing changed on disk but tidying) when
+  // the log disagrees with it; the caller then runs a new ShardRecovery
+  // without one.
+  Task<Result<std::optional<RecoveredShard>>> Run(const CleanEnd* marker);
 
  private:
   Task<Status> OpenSegments();
-  Task<Result<SegmentEnd>> ScanSegment(size_t i);
+  // The whole log, deciding what damage means (the policy above); true
+  // when it repaired the tail.
+  Task<Result<bool>> RecoverAll();
+  Task<Status> PadCleanEnd();
+  // Only up to where the clean-close marker says the log ends; false (and
+  // nothing changed on disk) when the log does not agree with the marker.
+  Task<Result<bool>> RecoverUpTo(const CleanEnd& marker);
+  Task<Result<SegmentEnd>> ScanSegment(size_t i, uint64_t end_bytes);
   Task<Result<SegmentEnd>> OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                     const char* reason);
   Task<Result<bool>> ValidDataInLaterSegments(size_t i);
@@ -89,6 +101,10 @@ class ShardRecovery {
   size_t last_data_index_ = 0;  // Last segment that holds a valid record.
   bool any_data_ = false;
   absl::flat_hash_set<uint64_t> hinted_;  // Segment ids with a hint file.
+  // While RecoverUpTo runs: damage only means the marker is not to be
+  // trusted (marker_disagrees_), never a repair.
+  bool trusting_marker_ = false;
+  bool marker_disagrees_ = false;
 };
 
 Task<Status> ShardRecovery::OpenSegments() {
@@ -181,6 +197,12 @@ Task<Result<bool>> ShardRecovery::ValidDataInLaterSegments(size_t i) {
 
 Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                                  const char* reason) {
+  if (trusting_marker_) {
+    // The log was durable to the marker's end when it was written: damage
+    // before it is for the full recovery to classify.
+    marker_disagrees_ = true;
+    co_return SegmentEnd::kStop;
+  }
   // Damage is the torn tail when no later flush started after it: valid
   // records after it in this segment that start no flush belong to the
   // flush it is in, whose sectors reached the disk out of order (any subset
@@ -228,10 +250,10 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
   co_return Status::InvalidArgument("unknown recovery mode");
 }
 
-Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i) {
+Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i, uint64_t end_bytes) {
   Segment& segment = *out_.segments[i];
-  SegmentScanner scanner(segment, segment.data_start_bytes(), segment.file_size_bytes,
-                         window_.get());
+  assert(end_bytes <= segment.file_size_bytes);
+  SegmentScanner scanner(segment, segment.data_start_bytes(), end_bytes, window_.get());
   valid_end_ = segment.data_start_bytes();
   // Each step advances by at least one header or one alignment block.
   const uint64_t steps_max = segment.size_bytes() / format::kRecordHeaderBytes + 2;
@@ -285,44 +307,10 @@ Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i) {
 }
 
 Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
-  Segment& segment = *out_.segments[i];
-  const uint32_t align = segment.alignment_bytes();
-  const uint64_t write_at = AlignUp(valid_end, align);
-  SegmentScanner scanner(segment, write_at, segment.file_size_bytes, window_.get());
-  // Find the end of the non-zero bytes after write_at (bounded by the file).
-  uint64_t dirty_end = write_at;
-  for (uint64_t at = write_at; at < segment.file_size_bytes; at += kScanWindowBytes) {
-    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, kScanWindowBytes);
-    if (!bytes.ok()) co_return bytes.status();
-    const std::span<const uint8_t> view = *bytes;
-    if (view.empty()) break;
-    // The last non-zero byte of the window, scanning back from its end.
-    size_t k = view.size();
-    while (k > 0 && view[k - 1] == 0) --k;
-    if (k > 0) dirty_end = at + k;
-  }
-  AlignedBuffer block = AllocateAligned(align);
-  if (valid_end % align != 0) {
-    // Keep the valid prefix of the last block; pad the rest.
-    const uint64_t block_start = AlignDown(valid_end, align);
-    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(block_start, align);
-    if (!bytes.ok()) co_return bytes.status();
-    std::memset(block.get(), 0, align);
-    std::memcpy(block.get(), bytes->data(),
-                std::min<size_t>(bytes->size(), valid_end - block_start));
-    EncodeGap(std::span<uint8_t>(block.get() + (valid_end - block_start), write_at - valid_end),
-              segment.id());
-    Status s = co_await segment.file().Write(block.get(), align, block_start);
-    if (!s.ok()) co_return s.WithContext("repairing the torn tail");
-  }
-  for (uint64_t at = write_at; at < dirty_end; at += in_.zeros_bytes) {
-    const uint64_t n = std::min<uint64_t>(in_.zeros_bytes, AlignUp(dirty_end, align) - at);
-    Status s = co_await segment.file().Write(in_.zeros, n, at);
-    if (!s.ok()) co_return s.WithContext("zeroing the torn tail");
-  }
-  out_.dropped_bytes += dirty_end > valid_end ? dirty_end - valid_end : 0;
-  Status s = co_await segment.file().Fdatasync();
-  if (!s.ok()) co_return s.WithContext("making the tail repair durable");
+  Result<uint64_t> dropped = co_await ZeroTailAfter(*out_.segments[i], valid_end, window_.get(),
+                                                    in_.zeros, in_.zeros_bytes);
+  if (!dropped.ok()) co_return dropped.status();
+  out_.dropped_bytes += *dropped;
   co_return Status::OK();
 }
 
@@ -389,7 +377,96 @@ Task<bool> ShardRecovery::LoadFromHint(size_t i) {
   co_return true;
 }
 
-Task<Result<RecoveredShard>> ShardRecovery::Run() {
+Task<Result<bool>> ShardRecovery::RecoverAll() {
+  bool repaired = false;
+  for (size_t i = 0; i < out_.segments.size(); ++i) {
+    if (in_.use_hint_files && hinted_.contains(out_.segments[i]->id())) {
+      const bool loaded = co_await LoadFromHint(i);
+      if (loaded) continue;
+    }
+    Result<SegmentEnd> end = co_await ScanSegment(i, out_.segments[i]->file_size_bytes);
+    if (!end.ok()) co_return end.status();
+    out_.read_bytes += valid_end_ - out_.segments[i]->data_start_bytes();
+    if (*end == SegmentEnd::kStop) {
+      const bool dropped = !out_.note.empty();
+      if (dropped) {
+        Status s = RemoveStaleHint(out_.segments[i]->id());
+        if (!s.ok()) co_return s;
+        s = co_await RepairTail(i, valid_end_);
+        if (!s.ok()) co_return s;
+        repaired = true;
+      }
+      if (in_.mode == RecoveryMode::kPointInTime) {
+        Status s = co_await DropSegmentsAfter(i);
+        if (!s.ok()) co_return s;
+      }
+      break;
+    }
+  }
+  co_return repaired;
+}
+
+// A clean end inside an alignment block (the padding record that ended the
+// last flush was lost: a torn write) must be padded before new writes start
+// at the next aligned offset; otherwise the zero gap would read as a lost
+// write in the middle of the log at the next open.
+// (A gap shorter than a record header is one the scanner skips.)
+Task<Status> ShardRecovery::PadCleanEnd() {
+  const size_t active_index = any_data_ ? last_data_index_ : 0;
+  Segment& active = *out_.segments[active_index];
+  const uint64_t clean_end = valid_ends_[active_index];
+  if (AlignUp(clean_end, active.alignment_bytes()) - clean_end < format::kRecordHeaderBytes) {
+    co_return Status::OK();
+  }
+  Note(Where(active_index, clean_end) +
+       ": the padding record ending the last flush is missing (a torn write): padded");
+  Status s = RemoveStaleHint(active.id());
+  if (!s.ok()) co_return s;
+  co_return co_await RepairTail(active_index, clean_end);
+}
+
+// After a clean close, the log ends where the marker says, and the segments
+// after that one are spares the closed session never wrote (a session
+// removes the marker before its first write). So recovery reads the log up
+// to that point only, and trusts it only if the log ends there cleanly with
+// the marker's last sequence number; otherwise the full recovery runs.
+Task<Result<bool>> ShardRecovery::RecoverUpTo(const CleanEnd& marker) {
+  size_t marked = 0;
+  while (marked < out_.segments.size() && out_.segments[marked]->id() != marker.segment_id) {
+    ++marked;
+  }
+  if (marked == out_.segments.size()) co_return false;
+  const Segment& last = *out_.segments[marked];
+  if (marker.end_bytes % last.alignment_bytes() != 0 ||
+      marker.end_bytes < last.data_start_bytes() || marker.end_bytes > last.file_size_bytes) {
+    co_return false;
+  }
+  trusting_marker_ = true;
+  for (size_t i = 0; i <= marked && !marker_disagrees_; ++i) {
+    if (in_.use_hint_files && hinted_.contains(out_.segments[i]->id())) {
+      const bool loaded = co_await LoadFromHint(i);
+      if (loaded) continue;
+    }
+    const uint64_t end_bytes = i == marked ? marker.end_bytes : out_.segments[i]->file_size_bytes;
+    Result<SegmentEnd> end = co_await ScanSegment(i, end_bytes);
+    if (!end.ok()) co_return end.status();
+    out_.read_bytes += valid_end_ - out_.segments[i]->data_start_bytes();
+  }
+  trusting_marker_ = false;
+  // A clean close pads its last block, so the log ends exactly there.
+  if (marker_disagrees_ || out_.last_sequence != marker.last_sequence ||
+      valid_ends_[marked] != marker.end_bytes) {
+    co_return false;
+  }
+  for (size_t i = marked + 1; i < out_.segments.size(); ++i) {
+    Segment& spare = *out_.segments[i];
+    valid_ends_[i] = spare.data_start_bytes();
+    spare.end_bytes = AlignUp(spare.data_start_bytes(), spare.alignment_bytes());
+  }
+  co_return true;
+}
+
+Task<Result<std::optional<RecoveredShard>>> ShardRecovery::Run(const CleanEnd* marker) {
   window_ = AllocateAligned(kScanWindowBytes);
   probe_window_ = AllocateAligned(kScanWindowBytes);
   if (!window_ || !probe_window_)
@@ -398,63 +475,56 @@ Task<Result<RecoveredShard>> ShardRecovery::Run() {
   Status s = co_await OpenSegments();
   if (!s.ok()) co_return s;
   valid_ends_.assign(out_.segments.size(), 0);
-  bool repaired = false;
-  for (size_t i = 0; i < out_.segments.size(); ++i) {
-    if (in_.use_hint_files && hinted_.contains(out_.segments[i]->id())) {
-      const bool loaded = co_await LoadFromHint(i);
-      if (loaded) continue;
-    }
-    Result<SegmentEnd> end = co_await ScanSegment(i);
-    if (!end.ok()) co_return end.status();
-    out_.read_bytes += valid_end_ - out_.segments[i]->data_start_bytes();
-    if (*end == SegmentEnd::kStop) {
-      const bool dropped = !out_.note.empty();
-      if (dropped) {
-        s = RemoveStaleHint(out_.segments[i]->id());
-        if (!s.ok()) co_return s;
-        s = co_await RepairTail(i, valid_end_);
-        if (!s.ok()) co_return s;
-        repaired = true;
-      }
-      if (in_.mode == RecoveryMode::kPointInTime) {
-        s = co_await DropSegmentsAfter(i);
-        if (!s.ok()) co_return s;
-      }
-      break;
-    }
+  if (marker != nullptr) {
+    Result<bool> trusted = co_await RecoverUpTo(*marker);
+    if (!trusted.ok()) co_return trusted.status();
+    if (!*trusted) co_return std::nullopt;
+    out_.used_clean_marker = true;
   }
+  bool repaired = false;
+  if (marker == nullptr) {
+    Result<bool> all = co_await RecoverAll();
+    if (!all.ok()) co_return all.status();
+    repaired = *all;
+  }
+  if (!repaired) {
+    s = co_await PadCleanEnd();
+    if (!s.ok()) co_return s;
+  }
+  // Before the shard takes a write: a marker must never outlive the end it
+  // describes (clean_format.h).
+  s = RemoveCleanMarkerDurably(*in_.dir);
+  if (!s.ok()) co_return s;
   out_.active_index = any_data_ ? last_data_index_ : 0;
   Segment& active = *out_.segments[out_.active_index];
-  // A clean end inside an alignment block (the padding record that ended
-  // the last flush was lost: a torn write) must be padded before new writes
-  // start at the next aligned offset; otherwise the zero gap would read as a
-  // lost write in the middle of the log at the next open.
-  // (A gap shorter than a record header is one the scanner skips.)
-  const uint64_t clean_end = valid_ends_[out_.active_index];
-  if (!repaired &&
-      AlignUp(clean_end, active.alignment_bytes()) - clean_end >= format::kRecordHeaderBytes) {
-    Note(Where(out_.active_index, clean_end) +
-         ": the padding record ending the last flush is missing (a torn write): padded");
-    s = RemoveStaleHint(active.id());
-    if (!s.ok()) co_return s;
-    s = co_await RepairTail(out_.active_index, clean_end);
-    if (!s.ok()) co_return s;
-  }
   // New records go to the active segment: a hint of it would be stale.
   s = RemoveStaleHint(active.id());
   if (!s.ok()) co_return s;
   out_.hinted_segment_ids.assign(hinted_.begin(), hinted_.end());
   std::sort(out_.hinted_segment_ids.begin(), out_.hinted_segment_ids.end());
   out_.write_offset_bytes = std::max(active.end_bytes, active.data_start_bytes());
-  co_return std::move(out_);
+  co_return std::optional<RecoveredShard>(std::move(out_));
 }
 
 }  // namespace
 
 Task<Result<RecoveredShard>> RecoverShard(RecoveryInput input) {
   assert(input.dir != nullptr && input.zeros != nullptr && input.zeros_bytes > 0);
+  Result<std::optional<CleanEnd>> marker = ReadCleanMarker(*input.dir, input.shard);
+  // An unreadable marker costs only the full recovery: its error is dropped
+  // (the recovery removes the file).
+  if (!marker.ok()) marker.status().IgnoreError();
+  if (marker.ok() && marker->has_value()) {
+    ShardRecovery trusting(input);
+    Result<std::optional<RecoveredShard>> recovered = co_await trusting.Run(&**marker);
+    if (!recovered.ok()) co_return recovered.status();
+    if (recovered->has_value()) co_return std::move(**recovered);
+  }
   ShardRecovery recovery(input);
-  co_return co_await recovery.Run();
+  Result<std::optional<RecoveredShard>> recovered = co_await recovery.Run(nullptr);
+  if (!recovered.ok()) co_return recovered.status();
+  assert(recovered->has_value());
+  co_return std::move(**recovered);
 }
 
 }  // namespace dmalog::engine

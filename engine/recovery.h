@@ -48,6 +48,9 @@ struct RecoveredShard {
   // Bytes recovery read: the scanned part of each scanned segment, plus the
   // hint files (and the blocks that check them) of hint-loaded segments.
   uint64_t read_bytes = 0;
+  // The log was read only up to where the clean-close marker said it ended
+  // (engine/clean_format.h); false after a crash, or when the log disagreed.
+  bool used_clean_marker = false;
 };
 
 // Recovers a shard; errors name the segment and the offset of the damage.

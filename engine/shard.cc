@@ -52,6 +52,7 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   shard->recovery_note_ = recovered->note;
   shard->segments_loaded_from_hints_ = recovered->segments_loaded_from_hints;
   shard->recovery_read_bytes_ = recovered->read_bytes;
+  shard->used_clean_marker_ = recovered->used_clean_marker;
   LogWriterOptions wo;
   wo.shard = options.shard;
   wo.segment_size_bytes = options.segment_size_bytes;
@@ -78,6 +79,11 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
 Task<void> Shard::Stop() {
   co_await writer_->Stop();
   co_await hints_->Stop();
+  if (std::optional<CleanEnd> end = writer_->clean_end()) {
+    // An optimisation for the next open, which reads the whole log without
+    // it: a failure to write it costs time, never data.
+    (co_await WriteCleanMarker(dir_, options_.shard, *end)).IgnoreError();
+  }
 }
 
 void Shard::NoteWriteStatus() {
@@ -395,6 +401,7 @@ ShardStats Shard::Stats() const {
   s.recovery_dropped_bytes = recovery_dropped_bytes_;
   s.recovery_note = recovery_note_;
   s.recovery_read_bytes = recovery_read_bytes_;
+  s.opened_after_clean_close = used_clean_marker_;
   s.segments_loaded_from_hints = segments_loaded_from_hints_;
   s.hints_written = hints_->stats().written;
   s.hint_write_failures = hints_->stats().failures;

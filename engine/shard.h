@@ -96,6 +96,7 @@ class Shard {
   std::string recovery_note_;
   uint64_t segments_loaded_from_hints_ = 0;
   uint64_t recovery_read_bytes_ = 0;
+  bool used_clean_marker_ = false;
 };
 
 }  // namespace dmalog::engine

@@ -83,10 +83,13 @@ struct ShardStats {
   // segment plus the hint files (and the blocks checking them) it used.
   uint64_t recovery_read_bytes = 0;
   uint64_t segments_loaded_from_hints = 0;  // At open (Options::use_hint_files).
-  uint64_t hints_written = 0;               // Hint files written since open.
-  uint64_t hint_write_failures = 0;         // Hints not written since open (counted only).
-  std::string read_only_cause;              // Set once a write error stopped writes.
-  bool direct_io = true;                    // false: buffered I/O + fdatasync fallback.
+  // The open read the log only up to where the last clean close ended it
+  // (docs/format.md, "The clean-close marker"); false after a crash.
+  bool opened_after_clean_close = false;
+  uint64_t hints_written = 0;        // Hint files written since open.
+  uint64_t hint_write_failures = 0;  // Hints not written since open (counted only).
+  std::string read_only_cause;       // Set once a write error stopped writes.
+  bool direct_io = true;             // false: buffered I/O + fdatasync fallback.
   uint32_t write_alignment_bytes = 0;
 };
 

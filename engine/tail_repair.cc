@@ -1,0 +1,72 @@
+#include "engine/tail_repair.h"
+
+#include <algorithm>
+#include <cstring>
+#include <span>
+
+#include "engine/aligned.h"
+#include "engine/record.h"
+#include "engine/segment_scanner.h"
+
+namespace dmalog::engine {
+namespace {
+
+// The end of the non-zero bytes at or after `from` (bounded by the file);
+// `from` when there are none.
+Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment, uint64_t from) {
+  uint64_t dirty_end = from;
+  for (uint64_t at = from; at < segment.file_size_bytes; at += kScanWindowBytes) {
+    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, kScanWindowBytes);
+    if (!bytes.ok()) co_return bytes.status();
+    const std::span<const uint8_t> view = *bytes;
+    if (view.empty()) break;
+    // The last non-zero byte of the window, scanning back from its end.
+    size_t k = view.size();
+    while (k > 0 && view[k - 1] == 0) --k;
+    if (k > 0) dirty_end = at + k;
+  }
+  co_return dirty_end;
+}
+
+// Keeps the valid prefix of the block holding `valid_end` and pads the rest.
+Task<Status> PadLastBlock(SegmentScanner& scanner, Segment& segment, uint64_t valid_end) {
+  const uint32_t align = segment.alignment_bytes();
+  AlignedBuffer block = AllocateAligned(align);
+  if (!block) co_return Status::IOError("out of memory allocating a block to repair the tail");
+  const uint64_t block_start = AlignDown(valid_end, align);
+  Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(block_start, align);
+  if (!bytes.ok()) co_return bytes.status();
+  std::memset(block.get(), 0, align);
+  std::memcpy(block.get(), bytes->data(), std::min<size_t>(bytes->size(), valid_end - block_start));
+  EncodeGap(std::span<uint8_t>(block.get() + (valid_end - block_start),
+                               AlignUp(valid_end, align) - valid_end),
+            segment.id());
+  Status s = co_await segment.file().Write(block.get(), align, block_start);
+  if (!s.ok()) co_return s.WithContext("repairing the torn tail");
+  co_return Status::OK();
+}
+
+}  // namespace
+
+Task<Result<uint64_t>> ZeroTailAfter(Segment& segment, uint64_t valid_end, uint8_t* window,
+                                     const uint8_t* zeros, uint32_t zeros_bytes) {
+  const uint32_t align = segment.alignment_bytes();
+  const uint64_t write_at = AlignUp(valid_end, align);
+  SegmentScanner scanner(segment, write_at, segment.file_size_bytes, window);
+  Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, segment, write_at);
+  if (!dirty_end.ok()) co_return dirty_end.status();
+  if (valid_end % align != 0) {
+    Status s = co_await PadLastBlock(scanner, segment, valid_end);
+    if (!s.ok()) co_return s;
+  }
+  for (uint64_t at = write_at; at < *dirty_end; at += zeros_bytes) {
+    const uint64_t n = std::min<uint64_t>(zeros_bytes, AlignUp(*dirty_end, align) - at);
+    Status s = co_await segment.file().Write(zeros, n, at);
+    if (!s.ok()) co_return s.WithContext("zeroing the torn tail");
+  }
+  Status s = co_await segment.file().Fdatasync();
+  if (!s.ok()) co_return s.WithContext("making the tail repair durable");
+  co_return *dirty_end > valid_end ? *dirty_end - valid_end : 0;
+}
+
+}  // namespace dmalog::engine

@@ -1,0 +1,230 @@
+// The clean-close marker (engine/clean_format.h): a clean close records
+// where each shard's log ends, and the next open reads the log only up to
+// there. These tests check the codec, that the marker is used only when
+// the log agrees with it, and the protocol that keeps a marker from hiding
+// data: every open removes it before the shard's first write.
+#include "engine/clean_marker.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "dmalog/engine.h"
+#include "engine/clean_format.h"
+#include "engine/engine_hooks.h"
+#include "tests/engine/engine_fault_util.h"
+#include "tests/test_util.h"
+
+namespace dmalog {
+namespace {
+
+using engine::CleanEnd;
+using testing::OpenOrFail;
+using testing::SmallDbOptions;
+
+std::string Key(int i) { return "key" + std::to_string(i); }
+// 3000 of these fill more than one 4 MiB segment.
+std::string Value(int i) { return std::string(1500, static_cast<char>('a' + i % 26)); }
+
+std::string MarkerPath(const Options& o) { return o.db_path + "/shard-000/" + "CLEAN"; }
+
+bool Exists(const std::string& path) { return std::filesystem::exists(path); }
+
+void Put(Engine& db, int from, int to) {
+  for (int i = from; i < to; ++i) ASSERT_OK(db.Put({}, Key(i), Value(i)));
+}
+
+void ExpectKeys(Engine& db, int from, int to) {
+  for (int i = from; i < to; ++i) {
+    Result<std::string> v = db.Get(Key(i));
+    ASSERT_TRUE(v.ok()) << Key(i) << ": " << v.status().ToString();
+    ASSERT_EQ(*v, Value(i)) << Key(i);
+  }
+}
+
+bool OpenedAfterCleanClose(Engine& db) { return db.Stats().shards.at(0).opened_after_clean_close; }
+
+Result<CleanEnd> ReadMarker(const Options& o) {
+  Result<io::Directory> dir = io::Directory::Open(o.db_path + "/shard-000");
+  if (!dir.ok()) return dir.status();
+  Result<std::optional<CleanEnd>> marker = engine::ReadCleanMarker(*dir, 0);
+  if (!marker.ok()) return marker.status();
+  if (!marker->has_value()) return Status::NotFound("no marker");
+  return **marker;
+}
+
+void WriteMarker(const Options& o, const std::string& bytes) {
+  std::ofstream out(MarkerPath(o), std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << MarkerPath(o);
+}
+
+TEST(CleanMarkerCodecTest, RoundTripsAndRejectsEveryDamagedByte) {
+  const CleanEnd end{7, 8192, 12345};
+  const std::string bytes = engine::EncodeCleanMarker(3, end);
+  ASSERT_EQ(bytes.size(), format::kCleanFileBytes);
+  Result<CleanEnd> decoded = engine::DecodeCleanMarker(bytes, 3, "CLEAN");
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, end);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    EXPECT_TRUE(engine::DecodeCleanMarker(bad, 3, "CLEAN").status().IsCorruption()) << i;
+  }
+  EXPECT_TRUE(engine::DecodeCleanMarker(bytes, 4, "CLEAN").status().IsCorruption());
+  EXPECT_TRUE(engine::DecodeCleanMarker(bytes + "x", 3, "CLEAN").status().IsCorruption());
+  EXPECT_TRUE(engine::DecodeCleanMarker(bytes.substr(1), 3, "CLEAN").status().IsCorruption());
+}
+
+TEST(CleanMarkerTest, CleanCloseWritesItAndTheNextOpenUsesAndRemovesIt) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    EXPECT_FALSE(OpenedAfterCleanClose(*db)) << "a new database";
+    Put(*db, 0, 100);
+    ASSERT_OK(db->Close());
+  }
+  ASSERT_TRUE(Exists(MarkerPath(o)));
+  Result<CleanEnd> marker = ReadMarker(o);
+  ASSERT_TRUE(marker.ok()) << marker.status().ToString();
+  EXPECT_EQ(marker->segment_id, 1u);
+  EXPECT_EQ(marker->last_sequence, 100u);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+  EXPECT_FALSE(Exists(MarkerPath(o))) << "removed before the first write";
+  ExpectKeys(*db, 0, 100);
+  Put(*db, 100, 110);
+  ASSERT_OK(db->Close());
+  db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 110);
+}
+
+TEST(CleanMarkerTest, ASessionWithoutWritesLeavesTheSameMarker) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  Put(*db, 0, 10);
+  ASSERT_OK(db->Close());
+  Result<CleanEnd> first = ReadMarker(o);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  ExpectKeys(*db, 0, 10);
+  ASSERT_OK(db->Close());
+  Result<CleanEnd> second = ReadMarker(o);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(*first, *second);
+  db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+}
+
+TEST(CleanMarkerTest, ItNamesTheSegmentTheLogRolledTo) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  Put(*db, 0, 3000);
+  ASSERT_OK(db->Close());
+  Result<CleanEnd> marker = ReadMarker(o);
+  ASSERT_TRUE(marker.ok()) << marker.status().ToString();
+  EXPECT_GE(marker->segment_id, 2u);
+  db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 3000);
+}
+
+// The trap the protocol closes: session 2 appends after session 1's clean
+// end and rolls into the spare segment, then crashes. Had session 1's
+// marker survived, the next open would stop at session 1's end and lose
+// session 2's acknowledged writes.
+TEST(CleanMarkerTest, AMarkerNeverHidesTheWritesOfALaterSession) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    Put(*db, 0, 100);
+    ASSERT_OK(db->Close());
+  }
+  ASSERT_TRUE(Exists(MarkerPath(o)));
+  {
+    testing::FaultHarness harness(1);
+    Result<std::unique_ptr<Engine>> db = engine::OpenEngine(o, harness.Hooks());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    Put(**db, 100, 3000);  // Rolls past segment 1: see Value().
+    ASSERT_GE((*db)->Stats().shards.at(0).segments, 2u);
+    Result<io::CrashReport> report = harness.Crash(**db, 0, io::CrashOptions{});
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    (*db)->Close().IgnoreError();  // Every I/O fails after the crash.
+  }
+  EXPECT_FALSE(Exists(MarkerPath(o))) << "a crashed session leaves no marker";
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 3000);
+}
+
+TEST(CleanMarkerTest, AMarkerTheLogDisagreesWithIsIgnoredAndRemoved) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    Put(*db, 0, 50);
+    ASSERT_OK(db->Close());
+  }
+  Result<CleanEnd> good = ReadMarker(o);
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  const CleanEnd wrong_sequence{good->segment_id, good->end_bytes, good->last_sequence + 1};
+  const CleanEnd short_end{good->segment_id, good->end_bytes - 4096, good->last_sequence};
+  const CleanEnd long_end{good->segment_id, good->end_bytes + 4096, good->last_sequence};
+  const CleanEnd missing_segment{good->segment_id + 9, good->end_bytes, good->last_sequence};
+  const CleanEnd unaligned_end{good->segment_id, good->end_bytes + 1, good->last_sequence};
+  int case_number = 0;
+  for (const std::string& bytes :
+       {engine::EncodeCleanMarker(0, wrong_sequence), engine::EncodeCleanMarker(0, short_end),
+        engine::EncodeCleanMarker(0, long_end), engine::EncodeCleanMarker(0, missing_segment),
+        engine::EncodeCleanMarker(0, unaligned_end), engine::EncodeCleanMarker(1, *good),
+        std::string("not a marker")}) {
+    SCOPED_TRACE("case " + std::to_string(case_number++));
+    WriteMarker(o, bytes);
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    EXPECT_FALSE(OpenedAfterCleanClose(*db));
+    EXPECT_FALSE(Exists(MarkerPath(o)));
+    ExpectKeys(*db, 0, 50);
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db)) << "each clean close wrote a good marker again";
+}
+
+TEST(CleanMarkerTest, AnInterruptedMarkerWriteIsTidiedAway) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    ASSERT_OK(db->Close());
+  }
+  WriteMarker(o, "partial");
+  std::filesystem::rename(MarkerPath(o), MarkerPath(o) + ".tmp");
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(Exists(MarkerPath(o) + ".tmp"));
+}
+
+}  // namespace
+}  // namespace dmalog
