@@ -356,34 +356,38 @@ Task<void> LogWriter::Stop() {
   rolled_.NotifyAll();
   while (!flusher_done_ || !preparer_done_ || !acker_done_) co_await stopped_.Wait();
   if (!failed_.ok()) co_return;
-  const uint64_t end_bytes = next_offset_bytes_;
-  if (stats_.flushes > 0) {
-    // Every acknowledged record is durable without it; it lets the next open
-    // tell damage to the last flush from a torn write. On failure, the
-    // close is not clean: no marker, and the next open reads the whole log.
-    Result<uint64_t> closed = co_await WriteCloseRecord();
-    if (!closed.ok()) co_return;
-    clean_end_ = CleanEnd{active_->id(), *closed, last_sequence()};
+  // Taken before any await: a write stuck in Roll may still switch active_
+  // while the close record is written.
+  const CleanEnd end{active_->id(), next_offset_bytes_, last_sequence()};
+  if (stats_.flushes == 0) {
+    clean_end_ = end;
     co_return;
   }
-  clean_end_ = CleanEnd{active_->id(), end_bytes, last_sequence()};
+  // Every acknowledged record is durable without it; it lets the next open
+  // tell damage to the last flush from a torn write. On failure, the close
+  // is not clean: no marker, and the next open reads the whole log.
+  Result<uint64_t> closed = co_await WriteCloseRecord();
+  if (!closed.ok()) co_return;
+  clean_end_ = CleanEnd{end.segment_id, *closed, end.last_sequence};
 }
 
 Task<Result<uint64_t>> LogWriter::WriteCloseRecord() {
   const uint32_t align = Alignment();
+  Segment* segment = active_;  // Both taken before the await (see Stop).
+  const uint64_t at = next_offset_bytes_;
   // No room in the active segment: the next write rolls to a new one, and
   // the segment keeps its torn-tail reading (as before close records).
-  if (next_offset_bytes_ + align > active_->size_bytes()) co_return next_offset_bytes_;
+  if (at + align > segment->size_bytes()) co_return at;
   Batch& b = *filling_;  // Empty: the flushers have ended.
-  assert(b.used_bytes == 0 && b.segment == active_ && b.offset_bytes == next_offset_bytes_);
+  assert(b.used_bytes == 0 && b.segment == segment && b.offset_bytes == at);
   uint8_t* p = b.buf.get();
-  EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), active_->id(), next_sequence_ - 1,
-              FlushStartFlag(*active_));
+  EncodeClose(std::span<uint8_t>(p, format::kRecordHeaderBytes), segment->id(), next_sequence_ - 1,
+              FlushStartFlag(*segment));
   EncodeGap(std::span<uint8_t>(p + format::kRecordHeaderBytes, align - format::kRecordHeaderBytes),
-            active_->id());
-  Status s = co_await active_->file().WriteDsync(p, align, next_offset_bytes_);
+            segment->id());
+  Status s = co_await segment->file().WriteDsync(p, align, at);
   if (!s.ok()) co_return s;
-  co_return next_offset_bytes_ + align;
+  co_return at + align;
 }
 
 std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {

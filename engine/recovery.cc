@@ -71,6 +71,9 @@ class ShardRecovery {
   // Only up to where the clean-close marker says the log ends; false (and
   // nothing changed on disk) when the log does not agree with the marker.
   Task<Result<bool>> RecoverUpTo(const CleanEnd& marker);
+  // true when the alignment block of segment i at `offset` holds only zeros
+  // (or lies past the end of the file).
+  Task<Result<bool>> ZeroBlockAt(size_t i, uint64_t offset);
   Task<Result<SegmentEnd>> ScanSegment(size_t i, uint64_t end_bytes);
   Task<Result<SegmentEnd>> OnDamage(size_t i, SegmentScanner& scanner, uint64_t offset,
                                     const char* reason);
@@ -453,10 +456,23 @@ Task<Result<bool>> ShardRecovery::RecoverUpTo(const CleanEnd& marker) {
     out_.read_bytes += valid_end_ - out_.segments[i]->data_start_bytes();
   }
   trusting_marker_ = false;
-  // A clean close pads its last block, so the log ends exactly there.
-  if (marker_disagrees_ || out_.last_sequence != marker.last_sequence ||
-      valid_ends_[marked] != marker.end_bytes) {
+  // The log must end at the marker's end, or fewer bytes than a record
+  // header before it: zeros the scanner skips, as a flush leaves when too
+  // little of its last block remains for a padding record.
+  const uint64_t valid_end = valid_ends_[marked];
+  const bool ends_there =
+      valid_end <= marker.end_bytes && marker.end_bytes - valid_end < format::kRecordHeaderBytes;
+  if (marker_disagrees_ || !ends_there || out_.last_sequence != marker.last_sequence) {
     co_return false;
+  }
+  // Nothing was written after a clean close: the block at the end and the
+  // first data block of each later segment still hold the preallocated
+  // zeros. A stale or forged marker that stops short of data fails here.
+  for (size_t i = marked; i < out_.segments.size(); ++i) {
+    const uint64_t at = i == marked ? marker.end_bytes : out_.segments[i]->data_start_bytes();
+    Result<bool> zero = co_await ZeroBlockAt(i, at);
+    if (!zero.ok()) co_return zero.status();
+    if (!*zero) co_return false;
   }
   for (size_t i = marked + 1; i < out_.segments.size(); ++i) {
     Segment& spare = *out_.segments[i];
@@ -464,6 +480,19 @@ Task<Result<bool>> ShardRecovery::RecoverUpTo(const CleanEnd& marker) {
     spare.end_bytes = AlignUp(spare.data_start_bytes(), spare.alignment_bytes());
   }
   co_return true;
+}
+
+Task<Result<bool>> ShardRecovery::ZeroBlockAt(size_t i, uint64_t offset) {
+  const Segment& segment = *out_.segments[i];
+  const uint32_t align = segment.alignment_bytes();
+  assert(offset % align == 0 && align <= kScanWindowBytes);
+  if (offset >= segment.file_size_bytes) co_return true;
+  io::IoAwaitable read = segment.file().Read(probe_window_.get(), align, offset);
+  Status s = co_await read;
+  if (!s.ok()) co_return s.WithContext(Where(i, offset));
+  out_.read_bytes += read.done_bytes();
+  const uint8_t* bytes = probe_window_.get();
+  co_return std::all_of(bytes, bytes + read.done_bytes(), [](uint8_t b) { return b == 0; });
 }
 
 Task<Result<std::optional<RecoveredShard>>> ShardRecovery::Run(const CleanEnd* marker) {

@@ -6,7 +6,9 @@
 //   * holds only key/value pairs some checksummed record of the image wrote
 //     (and Get agrees with Scan);
 //   * reopens to the same contents (recovery is idempotent: what it drops
-//     stays dropped);
+//     stays dropped), both through the clean-close marker its Close wrote
+//     (which the reopen must use, in the modes that repair the log) and
+//     through the full recovery, the marker removed;
 //   * after tolerate_corrupted_tail_records or point_in_time, is clean:
 //     absolute_consistency opens it, with the same contents;
 //   * accepts a new write that survives a reopen, next to the same contents.
@@ -186,11 +188,25 @@ Contents ScanAll(Engine& db) {
   return out;
 }
 
+enum class Marker : uint8_t {
+  kRemove,   // Delete the clean-close marker first: the full recovery runs.
+  kKeep,     // Open as the last Close left it.
+  kMustUse,  // As kKeep, and the open must have used the marker.
+};
+
 // Opens, reads everything, closes; the open must succeed.
-Contents OpenAndScan(const Options& o) {
+Contents OpenAndScan(const Options& o, Marker marker) {
+  if (marker == Marker::kRemove) {
+    std::error_code ignored;  // Absent when the last Close failed to write it.
+    fs::remove(fs::path(o.db_path) / "shard-000" / "CLEAN", ignored);
+  }
   Result<std::unique_ptr<Engine>> db = Engine::Open(o);
   DMALOG_FUZZ_CHECK(db.ok(), "reopen in " + std::string(RecoveryModeName(o.recovery_mode)) + ": " +
                                  db.status().ToString());
+  if (marker == Marker::kMustUse) {
+    DMALOG_FUZZ_CHECK((*db)->Stats().shards.at(0).opened_after_clean_close,
+                      "the open after a clean close did not use its marker");
+  }
   Contents c = ScanAll(**db);
   Status s = (*db)->Close();
   DMALOG_FUZZ_CHECK(s.ok(), s.ToString());
@@ -214,15 +230,21 @@ void CheckRecovered(const fs::path& db, RecoveryMode mode, const Pairs& candidat
   }
   Status s = e.Close();
   DMALOG_FUZZ_CHECK(s.ok(), s.ToString());
-  // The reopen checks cost three more opens: one mode per input gets them.
+  // The reopen checks cost five more opens: one mode per input gets them.
   if (!reopen_checks) return;
-  DMALOG_FUZZ_CHECK(OpenAndScan(o) == first, "recovery is not idempotent");
+  // skip_any_corrupted_records leaves the damage it skipped in place, and
+  // the marker path refuses any damage; the other modes leave a clean log.
+  const bool clean_log = mode != RecoveryMode::kSkipAnyCorruptedRecords;
+  DMALOG_FUZZ_CHECK(OpenAndScan(o, clean_log ? Marker::kMustUse : Marker::kKeep) == first,
+                    "the reopen through the clean-close marker differs");
+  DMALOG_FUZZ_CHECK(OpenAndScan(o, Marker::kRemove) == first, "recovery is not idempotent");
   const bool repaired =
       mode == RecoveryMode::kTolerateCorruptedTailRecords || mode == RecoveryMode::kPointInTime;
   if (repaired) {
     Options strict = o;
     strict.recovery_mode = RecoveryMode::kAbsoluteConsistency;
-    DMALOG_FUZZ_CHECK(OpenAndScan(strict) == first, "repaired log differs under absolute");
+    DMALOG_FUZZ_CHECK(OpenAndScan(strict, Marker::kRemove) == first,
+                      "repaired log differs under absolute");
     o = strict;
   }
   Result<std::unique_ptr<Engine>> again = Engine::Open(o);
@@ -233,7 +255,8 @@ void CheckRecovered(const fs::path& db, RecoveryMode mode, const Pairs& candidat
   DMALOG_FUZZ_CHECK(s.ok(), s.ToString());
   Contents expected = first;
   expected["fuzz-new-key"] = "fuzz-new-value";
-  DMALOG_FUZZ_CHECK(OpenAndScan(o) == expected, "a write after recovery changed the contents");
+  DMALOG_FUZZ_CHECK(OpenAndScan(o, Marker::kRemove) == expected,
+                    "a write after recovery changed the contents");
 }
 
 }  // namespace

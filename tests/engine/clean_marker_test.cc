@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "dmalog/engine.h"
 #include "engine/clean_format.h"
 #include "engine/engine_hooks.h"
+#include "engine/format.h"
 #include "tests/engine/engine_fault_util.h"
 #include "tests/test_util.h"
 
@@ -142,6 +144,42 @@ TEST(CleanMarkerTest, ItNamesTheSegmentTheLogRolledTo) {
   ASSERT_NE(db, nullptr);
   EXPECT_TRUE(OpenedAfterCleanClose(*db));
   ExpectKeys(*db, 0, 3000);
+  const uint32_t align = db->Stats().write_alignment_bytes;
+  ASSERT_OK(db->Close());
+
+  // A forged marker that ends the log with segment 1 agrees with segment 1
+  // alone; the data at the start of segment 2 tells it is not the end.
+  Result<std::vector<testing::SegmentRecord>> first =
+      testing::ReadSegmentRecords(testing::SegmentPath(o.db_path, 0, 1));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  uint64_t last_sequence = 0;
+  for (const testing::SegmentRecord& r : *first) {
+    if (r.type == format::kPutType) last_sequence = std::max(last_sequence, r.sequence);
+  }
+  const uint64_t records_end = first->back().offset_bytes + first->back().encoded_bytes;
+  const CleanEnd forged{1, (records_end + align - 1) / align * align, last_sequence};
+  WriteMarker(o, engine::EncodeCleanMarker(0, forged));
+  db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 3000);
+}
+
+TEST(CleanMarkerTest, WritesWithoutSyncAreInTheCleanEnd) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    WriteOptions no_sync;
+    no_sync.sync = false;
+    for (int i = 0; i < 200; ++i) ASSERT_OK(db->Put(no_sync, Key(i), Value(i)));
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 200);
 }
 
 // The trap the protocol closes: session 2 appends after session 1's clean
@@ -175,6 +213,42 @@ TEST(CleanMarkerTest, AMarkerNeverHidesTheWritesOfALaterSession) {
   ExpectKeys(*db, 0, 3000);
 }
 
+// A flush that leaves fewer bytes of its last block than a record header
+// ends in zeros, not a padding record. After a crash (no close record), a
+// session that writes nothing leaves a marker whose end is the next aligned
+// offset: the next open must still use it.
+TEST(CleanMarkerTest, ALogEndingInAShortGapKeepsItsMarker) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  uint32_t align = 0;
+  {
+    testing::FaultHarness harness(2);
+    Result<std::unique_ptr<Engine>> db = engine::OpenEngine(o, harness.Hooks());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    align = (*db)->Stats().write_alignment_bytes;
+    ASSERT_GT(align, format::kRecordHeaderBytes + 1 + 16);
+    ASSERT_OK((*db)->Put({}, "k", std::string(align - format::kRecordHeaderBytes - 1 - 16, 'v')));
+    Result<io::CrashReport> report = harness.Crash(**db, 0, io::CrashOptions{});
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    (*db)->Close().IgnoreError();  // Every I/O fails after the crash.
+  }
+  Result<std::vector<testing::SegmentRecord>> records =
+      testing::ReadSegmentRecords(testing::SegmentPath(o.db_path, 0, 1));
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 1u);
+  ASSERT_EQ(records->back().offset_bytes + records->back().encoded_bytes, 2 * align - 16);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    EXPECT_FALSE(OpenedAfterCleanClose(*db));
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db));
+  EXPECT_EQ(db->Get("k").value(), std::string(align - format::kRecordHeaderBytes - 1 - 16, 'v'));
+}
+
 TEST(CleanMarkerTest, AMarkerTheLogDisagreesWithIsIgnoredAndRemoved) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
@@ -186,8 +260,17 @@ TEST(CleanMarkerTest, AMarkerTheLogDisagreesWithIsIgnoredAndRemoved) {
   }
   Result<CleanEnd> good = ReadMarker(o);
   ASSERT_TRUE(good.ok()) << good.status().ToString();
+  uint32_t align = 0;
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    align = db->Stats().write_alignment_bytes;
+    ASSERT_OK(db->Close());
+  }
   const CleanEnd wrong_sequence{good->segment_id, good->end_bytes, good->last_sequence + 1};
-  const CleanEnd short_end{good->segment_id, good->end_bytes - 4096, good->last_sequence};
+  // Where the last flush ended: the log up to it is clean and holds the last
+  // sequence; only the close record's block after it tells.
+  const CleanEnd short_end{good->segment_id, good->end_bytes - align, good->last_sequence};
   const CleanEnd long_end{good->segment_id, good->end_bytes + 4096, good->last_sequence};
   const CleanEnd missing_segment{good->segment_id + 9, good->end_bytes, good->last_sequence};
   const CleanEnd unaligned_end{good->segment_id, good->end_bytes + 1, good->last_sequence};
