@@ -39,6 +39,14 @@ void Put(Engine& db, int from, int to) {
   for (int i = from; i < to; ++i) ASSERT_OK(db.Put({}, Key(i), Value(i)));
 }
 
+// One session: opens, puts keys [from, to), closes cleanly.
+void WriteSession(const Options& o, int from, int to) {
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  Put(*db, from, to);
+  ASSERT_OK(db->Close());
+}
+
 void ExpectKeys(Engine& db, int from, int to) {
   for (int i = from; i < to; ++i) {
     Result<std::string> v = db.Get(Key(i));
@@ -189,12 +197,7 @@ TEST(CleanMarkerTest, WritesWithoutSyncAreInTheCleanEnd) {
 TEST(CleanMarkerTest, AMarkerNeverHidesTheWritesOfALaterSession) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    Put(*db, 0, 100);
-    ASSERT_OK(db->Close());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteSession(o, 0, 100));
   ASSERT_TRUE(Exists(MarkerPath(o)));
   {
     testing::FaultHarness harness(1);
@@ -252,12 +255,7 @@ TEST(CleanMarkerTest, ALogEndingInAShortGapKeepsItsMarker) {
 TEST(CleanMarkerTest, AMarkerTheLogDisagreesWithIsIgnoredAndRemoved) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
-    Put(*db, 0, 50);
-    ASSERT_OK(db->Close());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteSession(o, 0, 50));
   Result<CleanEnd> good = ReadMarker(o);
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   uint32_t align = 0;
