@@ -31,7 +31,9 @@ std::string Key(int i) { return "key" + std::to_string(i); }
 // 3000 of these fill more than one 4 MiB segment.
 std::string Value(int i) { return std::string(1500, static_cast<char>('a' + i % 26)); }
 
-std::string MarkerPath(const Options& o) { return o.db_path + "/shard-000/" + "CLEAN"; }
+std::string MarkerPath(const Options& o, uint32_t shard = 0) {
+  return o.db_path + "/shard-00" + std::to_string(shard) + "/CLEAN";
+}
 
 bool Exists(const std::string& path) { return std::filesystem::exists(path); }
 
@@ -55,7 +57,9 @@ void ExpectKeys(Engine& db, int from, int to) {
   }
 }
 
-bool OpenedAfterCleanClose(Engine& db) { return db.Stats().shards.at(0).opened_after_clean_close; }
+bool OpenedAfterCleanClose(Engine& db, uint32_t shard = 0) {
+  return db.Stats().shards.at(shard).opened_after_clean_close;
+}
 
 Result<CleanEnd> ReadMarker(const Options& o) {
   Result<io::Directory> dir = io::Directory::Open(o.db_path + "/shard-000");
@@ -290,6 +294,68 @@ TEST(CleanMarkerTest, AMarkerTheLogDisagreesWithIsIgnoredAndRemoved) {
   auto db = OpenOrFail(o);
   ASSERT_NE(db, nullptr);
   EXPECT_TRUE(OpenedAfterCleanClose(*db)) << "each clean close wrote a good marker again";
+}
+
+// The close record is what makes the end clean: if its write fails, Close
+// leaves no marker, and the next open reads the whole log.
+TEST(CleanMarkerTest, AFailedCloseRecordLeavesNoMarker) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  // The first session prepares the spare segment, so that the only write
+  // of the second session's close is its close record.
+  ASSERT_NO_FATAL_FAILURE(WriteSession(o, 0, 50));
+  {
+    testing::FaultHarness harness(3);
+    Result<std::unique_ptr<Engine>> db = engine::OpenEngine(o, harness.Hooks());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    EXPECT_TRUE(OpenedAfterCleanClose(**db));
+    Put(**db, 50, 60);
+    ASSERT_OK(harness.InjectAt(**db, 0, 1, io::FaultSpec::Eio(io::OpFilter::kWrite)));
+    (*db)->Close().IgnoreError();  // Whether Close reports it is not the point.
+  }
+  Result<std::vector<testing::SegmentRecord>> records =
+      testing::ReadSegmentRecords(testing::SegmentPath(o.db_path, 0, 1));
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_FALSE(records->empty());
+  EXPECT_NE(records->back().type, format::kCloseType) << "the injected error hit another write";
+  EXPECT_FALSE(Exists(MarkerPath(o)));
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(OpenedAfterCleanClose(*db));
+  ExpectKeys(*db, 0, 60);
+}
+
+// An open that fails on one shard's damage loses nothing: the shard that
+// failed keeps its marker (its recovery changed nothing), and the shard
+// that recovered removed its own before the open gave up, so its next open
+// reads its whole log. Once the damage is undone, every key is back.
+TEST(CleanMarkerTest, AnOpenThatFailsOnOneShardKeepsEveryShardsData) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 2);
+  ASSERT_NO_FATAL_FAILURE(WriteSession(o, 0, 200));
+  ASSERT_TRUE(Exists(MarkerPath(o, 0)));
+  ASSERT_TRUE(Exists(MarkerPath(o, 1)));
+  const std::string segment = testing::SegmentPath(o.db_path, 1, 1);
+  Result<std::vector<testing::SegmentRecord>> records = testing::ReadDataRecords(segment);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_GE(records->size(), 10u);
+  // Inside the value of a record in the middle of shard 1's log.
+  const testing::SegmentRecord& victim = (*records)[records->size() / 2];
+  const uint64_t at = victim.offset_bytes + victim.encoded_bytes - 10;
+  ASSERT_OK(testing::FlipByte(segment, at));
+  Result<std::unique_ptr<Engine>> failed = Engine::Open(o);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.status().IsCorruption()) << failed.status().ToString();
+  EXPECT_NE(failed.status().ToString().find("offset"), std::string::npos)
+      << failed.status().ToString();
+  EXPECT_FALSE(Exists(MarkerPath(o, 0))) << "shard 0 recovered, and removed its marker";
+  EXPECT_TRUE(Exists(MarkerPath(o, 1))) << "shard 1 changed nothing";
+  ASSERT_OK(testing::FlipByte(segment, at));
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(OpenedAfterCleanClose(*db, 0));
+  EXPECT_TRUE(OpenedAfterCleanClose(*db, 1));
+  ExpectKeys(*db, 0, 200);
 }
 
 TEST(CleanMarkerTest, AnInterruptedMarkerWriteIsTidiedAway) {

@@ -227,6 +227,14 @@ TEST_F(HintFileTest, ReopenWithHintsGivesTheSameDatabase) {
   ExpectSame(scanned, hinted);
   EXPECT_EQ(stats.segments_loaded_from_hints, sealed);
   EXPECT_EQ(stats.recovered_records, scanned_stats.recovered_records);
+  // Each of those opens came after a clean close, so it read the log only up
+  // to the clean-close marker; without the marker, a full scan agrees.
+  EXPECT_TRUE(scanned_stats.opened_after_clean_close);
+  EXPECT_TRUE(stats.opened_after_clean_close);
+  ASSERT_TRUE(std::filesystem::remove(o.db_path + "/shard-000/CLEAN"));
+  Snapshot full = OpenAndTake(o, false, &scanned_stats);
+  EXPECT_FALSE(scanned_stats.opened_after_clean_close);
+  ExpectSame(full, hinted);
 }
 
 // Replaces the hint of segment 1 with `bytes`, opens with hints, and
