@@ -1,6 +1,7 @@
 #include "engine/engine_impl.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -206,7 +207,15 @@ Status EngineImpl::OpenShards() {
 EngineImpl::~EngineImpl() { Close().IgnoreError(); }  // Close() reports its errors.
 
 Status EngineImpl::Close() {
-  if (closed_.exchange(true)) return Status::OK();
+  // On an executor thread, the RunOn calls below would wait for themselves.
+  if (sched::Executor::Current() != nullptr) {
+    assert(false && "Engine::Close called on an executor thread");
+    return Status::InvalidArgument(
+        "Close was called on one of the engine's threads (from a callback or a coroutine); "
+        "call it from a thread of your own");
+  }
+  // Calls in progress on other threads finish first; later ones get Aborted.
+  if (!gate_.CloseAndDrain()) return Status::OK();
   Status result;
   for (uint32_t i = 0; i < shards_.size() && group_; ++i) {
     if (!shards_[i]) continue;
@@ -222,9 +231,7 @@ Status EngineImpl::Close() {
   return result;
 }
 
-Status EngineImpl::CheckOpen() const {
-  return closed_.load() ? Status::Aborted("the database is closed") : Status::OK();
-}
+Status EngineImpl::Closed() { return Status::Aborted("the database is closed"); }
 
 uint32_t EngineImpl::ShardOf(std::string_view key) const noexcept {
   return ShardForKey(key, shard_count_);
@@ -248,7 +255,8 @@ Result<uint32_t> EngineImpl::BatchShard(const WriteBatch& batch) const {
 
 Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::RecordType type,
                                std::string_view key, std::string_view value, uint32_t entries) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return Closed();
   DMALOG_RETURN_IF_ERROR(deferred_errors_.Take());
   Shard* shard = shards_[i].get();
   if (!o.sync && type != format::kBatchType) {
@@ -279,15 +287,15 @@ Status EngineImpl::Delete(const WriteOptions& o, std::string_view key) {
 }
 
 Status EngineImpl::Write(const WriteOptions& o, const WriteBatch& batch) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
-  if (batch.empty()) return Status::OK();
+  if (batch.empty()) return gate_.closed() ? Closed() : Status::OK();
   Result<uint32_t> i = BatchShard(batch);
   if (!i.ok()) return i.status();
   return SubmitWrite(o, *i, format::kBatchType, {}, batch.payload(), batch.count());
 }
 
 Result<std::string> EngineImpl::Get(std::string_view key) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return Closed();
   const uint32_t i = ShardOf(key);
   GetRequest request;
   request.shard = shards_[i].get();
@@ -296,7 +304,8 @@ Result<std::string> EngineImpl::Get(std::string_view key) {
 }
 
 Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return Closed();
   std::vector<std::future<Result<std::vector<KeyValue>>>> parts;
   for (uint32_t i = 0; i < shard_count_; ++i) {
     Shard* shard = shards_[i].get();
@@ -320,7 +329,8 @@ Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
 }
 
 Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return Closed();
   if (o.shard >= shard_count_) {
     return Status::InvalidArgument("shard " + std::to_string(o.shard) +
                                    " does not exist; the "
@@ -336,7 +346,8 @@ EngineStats EngineImpl::Stats() {
   EngineStats stats;
   stats.db_path = options_.db_path;
   stats.segment_size_bytes = segment_size_bytes_;
-  if (closed_.load()) return stats;
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return stats;
   Result<sched::ExecutorStats> ex = group_->Stats(0);
   if (ex.ok()) {
     stats.io_backend = ex->backend_description;
@@ -374,7 +385,8 @@ void EngineImpl::WriteAsync(const WriteOptions& o, const WriteBatch& batch, Stat
 void EngineImpl::WriteAsyncTo(const WriteOptions& o, uint32_t i, format::RecordType type,
                               std::string_view key, std::string_view value, uint32_t entries,
                               StatusCallback done) {
-  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  const OpGate::Pass pass = gate_.Enter();  // Until the request is queued.
+  if (!pass) return done(Closed());
   WriteRequest proto;
   proto.shard = shards_[i].get();
   proto.type = type;
@@ -386,13 +398,16 @@ void EngineImpl::WriteAsyncTo(const WriteOptions& o, uint32_t i, format::RecordT
 }
 
 void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
-  if (Status s = CheckOpen(); !s.ok()) return done(s);
+  const OpGate::Pass pass = gate_.Enter();  // Until the request is queued.
+  if (!pass) return done(Closed());
   const uint32_t i = ShardOf(key);
   PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done), &request_pools_);
 }
 
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
                                std::string_view value) {
+  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
+  if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);
   Shard* shard = shards_[i].get();
   if (sched::Executor::Current()->shard() == i) co_return co_await shard->Put(o, key, value);
@@ -401,6 +416,8 @@ Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
 }
 
 Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
+  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
+  if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);
   Shard* shard = shards_[i].get();
   if (sched::Executor::Current()->shard() == i) co_return co_await shard->Delete(o, key);
@@ -409,6 +426,8 @@ Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
 }
 
 Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch) {
+  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
+  if (!pass) co_return Closed();
   Result<uint32_t> i = BatchShard(batch);
   if (!i.ok()) co_return i.status();
   Shard* shard = shards_[*i].get();
@@ -419,6 +438,8 @@ Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch)
 }
 
 Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
+  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
+  if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);
   Shard* shard = shards_[i].get();
   if (sched::Executor::Current()->shard() == i) co_return co_await shard->Get(key);
@@ -427,7 +448,8 @@ Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
 }
 
 Status EngineImpl::Spawn(uint32_t shard, Task<void> task) {
-  DMALOG_RETURN_IF_ERROR(CheckOpen());
+  const OpGate::Pass pass = gate_.Enter();  // Until the task is queued.
+  if (!pass) return Closed();
   if (shard >= shard_count_) return Status::InvalidArgument("no shard " + std::to_string(shard));
   auto holder = std::make_shared<Task<void>>(std::move(task));
   const sched::QueueId q = foreground_queue_[shard];

@@ -9,6 +9,7 @@
 
 #include "dmalog/engine.h"
 #include "engine/engine_hooks.h"
+#include "engine/op_gate.h"
 #include "engine/request_path.h"
 #include "engine/shard.h"
 #include "io/fs.h"
@@ -54,7 +55,7 @@ class EngineImpl final : public Engine {
   Status OpenShards();
   // InvalidArgument naming two keys when the batch spans shards.
   Result<uint32_t> BatchShard(const WriteBatch& batch) const;
-  Status CheckOpen() const;
+  static Status Closed();  // What a call gets once Close has begun.
   Status SubmitWrite(const WriteOptions& o, uint32_t shard, format::RecordType type,
                      std::string_view key, std::string_view value, uint32_t entries);
   void WriteAsyncTo(const WriteOptions& o, uint32_t shard, format::RecordType type,
@@ -72,7 +73,7 @@ class EngineImpl final : public Engine {
   std::vector<sched::QueueId> background_queue_;
   // shards_[i] lives on executor i and is only touched there.
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::atomic<bool> closed_{false};
+  OpGate gate_;  // Close waits for the calls in progress, and refuses later ones.
   DeferredErrors deferred_errors_;
   CallerWait caller_wait_;
 };

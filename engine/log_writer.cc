@@ -159,6 +159,9 @@ Task<Status> LogWriter::Roll() {
   const uint64_t next_id = active_->id() + 1;
   // Bounded: each wait is one segment creation attempt by the preparer.
   for (uint32_t attempt = 0; attempt < kAppendWaitsMax; ++attempt) {
+    // Checked first: once Stop has begun, the active segment never changes
+    // (Stop's clean end and close record are in it).
+    if (stopping_) co_return Status::Aborted("the database is closing");
     for (auto& segment : segments_) {
       if (segment->id() == next_id) {
         active_ = segment.get();
@@ -176,7 +179,6 @@ Task<Status> LogWriter::Roll() {
                                   " cannot start a new segment; acknowledged data is safe; "
                                   "free space and retry");
     }
-    if (stopping_) co_return Status::Aborted("the database is closing");
     spare_wanted_.NotifyAll();
     co_await spare_ready_.Wait();
   }
@@ -356,8 +358,8 @@ Task<void> LogWriter::Stop() {
   rolled_.NotifyAll();
   while (!flusher_done_ || !preparer_done_ || !acker_done_) co_await stopped_.Wait();
   if (!failed_.ok()) co_return;
-  // Taken before any await: a write stuck in Roll may still switch active_
-  // while the close record is written.
+  // Roll never switches active_ once stopping_ is set; taken before any
+  // await all the same.
   const CleanEnd end{active_->id(), next_offset_bytes_, last_sequence()};
   if (stats_.flushes == 0) {
     clean_end_ = end;
@@ -386,6 +388,7 @@ Task<Result<uint64_t>> LogWriter::WriteCloseRecord() {
   EncodeGap(std::span<uint8_t>(p + format::kRecordHeaderBytes, align - format::kRecordHeaderBytes),
             segment->id());
   Status s = co_await segment->file().WriteDsync(p, align, at);
+  assert(active_ == segment && "Roll switched segments during Stop");
   if (!s.ok()) co_return s;
   co_return at + align;
 }

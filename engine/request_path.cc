@@ -47,6 +47,19 @@ template <typename Blocking>
 void Signal(Blocking* b) {
   b->done.Signal();
 }
+// Points `request` at a copy of key and value in `bytes`, whose capacity a
+// pooled request keeps from earlier uses (so a warm pool allocates nothing).
+void HoldCopy(std::string& bytes, WriteRequest& request, std::string_view key,
+              std::string_view value) {
+  bytes.assign(key).append(value);
+  request.key = std::string_view(bytes).substr(0, key.size());
+  request.value = std::string_view(bytes).substr(key.size());
+}
+// Frees a copy buffer that a large value grew past what the pool keeps.
+void TrimCopy(std::string& bytes) {
+  if (bytes.capacity() > kPooledCopyBytesMax) std::string().swap(bytes);
+}
+
 // Spinning reads the clock once every this many polls.
 constexpr uint32_t kSpinPollsPerClockRead = 64;
 
@@ -105,18 +118,16 @@ Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard*
                        DeferredErrors* errors, RequestPools* pools) {
   OwnedWrite* owned = pools->owned_writes.Take();
   static_cast<WriteRequest&>(*owned) = WriteRequest{};
-  owned->bytes.assign(key).append(value);  // Reuses the capacity of earlier uses.
+  HoldCopy(owned->bytes, *owned, key, value);
   owned->shard = shard;
   owned->type = type;
-  owned->key = std::string_view(owned->bytes).substr(0, key.size());
-  owned->value = std::string_view(owned->bytes).substr(key.size());
   owned->sync = false;
   owned->errors = errors;
   owned->pools = pools;
   owned->complete = [](WriteRequest* r) {
     auto* self = static_cast<OwnedWrite*>(r);
     if (!self->status.ok()) self->errors->Record(self->status);
-    if (self->bytes.capacity() > kPooledCopyBytesMax) std::string().swap(self->bytes);
+    TrimCopy(self->bytes);
     self->pools->owned_writes.Release(self);
   };
   Post(group, shard_index, owned);
@@ -127,12 +138,14 @@ void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const Wri
                     Engine::StatusCallback done, RequestPools* pools) {
   AsyncWrite* request = pools->async_writes.Take();
   static_cast<WriteRequest&>(*request) = proto;
+  HoldCopy(request->bytes, *request, proto.key, proto.value);
   request->done = std::move(done);
   request->pools = pools;
   request->complete = [](WriteRequest* r) {
     auto* self = static_cast<AsyncWrite*>(r);
     Engine::StatusCallback callback = std::move(self->done);
     Status status = std::move(self->status);
+    TrimCopy(self->bytes);
     // Back in the pool before the callback runs: the callback may post the
     // next request, and finds this one free.
     self->pools->async_writes.Release(self);
@@ -146,13 +159,15 @@ void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shar
   AsyncGet* request = pools->async_gets.Take();
   static_cast<GetRequest&>(*request) = GetRequest{};
   request->shard = shard;
-  request->key = key;
+  request->bytes.assign(key);
+  request->key = request->bytes;
   request->done = std::move(done);
   request->pools = pools;
   request->complete = [](GetRequest* r) {
     auto* self = static_cast<AsyncGet*>(r);
     Engine::GetCallback callback = std::move(self->done);
     Result<std::string> result = std::move(self->result);
+    TrimCopy(self->bytes);
     self->pools->async_gets.Release(self);
     callback(std::move(result));
   };

@@ -60,16 +60,21 @@ class DeferredErrors {
 
 // ---- Requests that outlive the call that made them (pooled).
 struct RequestPools;
-struct OwnedWrite : WriteRequest {  // sync = false: key then value, copied.
+// Requests that outlive the call that posted them hold a copy of their key
+// and value (`bytes`: key, then value), so that the caller may free its
+// buffers as soon as the call returns.
+struct OwnedWrite : WriteRequest {  // sync = false.
   std::string bytes;
   DeferredErrors* errors = nullptr;
   RequestPools* pools = nullptr;
 };
 struct AsyncWrite : WriteRequest {
+  std::string bytes;
   Engine::StatusCallback done;
   RequestPools* pools = nullptr;
 };
 struct AsyncGet : GetRequest {
+  std::string bytes;  // The key.
   Engine::GetCallback done;
   RequestPools* pools = nullptr;
 };
@@ -77,7 +82,7 @@ struct AsyncGet : GetRequest {
 // the in-flight benchmark's 2 x 256, and a few flushes' worth of sync=false
 // puts waiting in a shard's inbox.
 inline constexpr uint32_t kPooledRequestsMax = 1024;
-// A pooled sync=false request keeps its copy buffer for the next put, up to
+// A pooled request keeps its copy buffer for the next one, up to
 // this size: a burst of large values must not stay pinned in the pool
 // (1024 requests x a 1 MiB value would be 1 GiB).
 inline constexpr size_t kPooledCopyBytesMax = 4096;
@@ -93,8 +98,9 @@ Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard*
                        format::RecordType type, std::string_view key, std::string_view value,
                        DeferredErrors* errors, RequestPools* pools);
 
-// Asynchronous forms: `done` runs on the shard's executor thread. `pools`
-// must outlive the engine's executors.
+// Asynchronous forms: `done` runs on the shard's executor thread. Key and
+// value (a batch's payload) are copied before they return. `pools` must
+// outlive the engine's executors.
 void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const WriteRequest& proto,
                     Engine::StatusCallback done, RequestPools* pools);
 void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,

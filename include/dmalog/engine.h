@@ -14,9 +14,8 @@
 //   * Blocking (Put, Get, ...): safe from any thread that is not one of the
 //     engine's executors. They return when the operation is complete.
 //   * Asynchronous (PutAsync, ...): return at once; `done` runs later on the
-//     shard's executor thread and must not block. The key and value views
-//     must stay valid until `done` runs (no copy is made on the caller's
-//     thread).
+//     shard's executor thread and must not block. Keys, values and batches
+//     are copied (into pooled buffers) before the call returns.
 //   * Coroutine (CoPut, ...): for code that runs on the engine's executors
 //     (see Spawn), as Glommio applications do. Await them directly
 //     (`co_await db.CoPut(...)`) so that the argument views outlive the call.
@@ -128,18 +127,25 @@ class Engine {
   // A shard's records in log order.
   virtual Result<std::vector<LogRecord>> Tail(const TailOptions& options) = 0;
   virtual EngineStats Stats() = 0;
-  // Flushes queued writes, stops the executors and releases the lock. Later
-  // calls return Aborted. The destructor closes too, discarding the status.
+  // Flushes queued writes, stops the executors and releases the lock. Safe
+  // while other threads are still calling: Close first waits for the calls
+  // already in progress (a blocking call until it returns, an asynchronous
+  // one until its request is queued; queued writes are then flushed and
+  // their callbacks run), and every call that starts later returns Aborted.
+  // Call it from a thread of your own, never from a callback or coroutine
+  // (InvalidArgument). The destructor closes too, discarding the status.
   virtual Status Close() = 0;
 
-  // ---- Asynchronous forms (any thread; `done` runs on an executor).
+  // ---- Asynchronous forms (any thread; `done` runs on an executor thread,
+  // so it must not call the blocking forms or Close). Keys, values and
+  // batches are copied before the call returns: the caller may free them
+  // at once.
   using StatusCallback = std::function<void(Status)>;
   using GetCallback = std::function<void(Result<std::string>)>;
   virtual void PutAsync(const WriteOptions& options, std::string_view key, std::string_view value,
                         StatusCallback done) = 0;
   virtual void DeleteAsync(const WriteOptions& options, std::string_view key,
                            StatusCallback done) = 0;
-  // `batch` must stay valid until `done` runs.
   virtual void WriteAsync(const WriteOptions& options, const WriteBatch& batch,
                           StatusCallback done) = 0;
   virtual void GetAsync(std::string_view key, GetCallback done) = 0;
