@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <thread>
 
@@ -204,12 +205,21 @@ Status EngineImpl::OpenShards() {
   return Status::OK();
 }
 
-EngineImpl::~EngineImpl() { Close().IgnoreError(); }  // Close() reports its errors.
+EngineImpl::~EngineImpl() {
+  if (sched::Executor::Current() != nullptr) {
+    // Destroying the engine from one of its own threads cannot stop it:
+    // that thread would have to wait for itself.
+    std::fprintf(stderr,
+                 "dmalog: the Engine was destroyed on one of its own threads (in a callback or "
+                 "a coroutine); destroy it from a thread of your own\n");
+    std::abort();
+  }
+  Close().IgnoreError();  // Close() reports its errors.
+}
 
 Status EngineImpl::Close() {
   // On an executor thread, the RunOn calls below would wait for themselves.
   if (sched::Executor::Current() != nullptr) {
-    assert(false && "Engine::Close called on an executor thread");
     return Status::InvalidArgument(
         "Close was called on one of the engine's threads (from a callback or a coroutine); "
         "call it from a thread of your own");

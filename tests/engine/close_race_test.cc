@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -164,6 +165,26 @@ TEST(CloseRaceTest, CallsDuringCloseCompleteOrAbortAndAcknowledgedWritesSurvive)
     acknowledged += seen[s].acknowledged.size();
   }
   EXPECT_GT(acknowledged, 100u) << "the threads wrote before the closes";
+}
+
+// Close from a callback would wait for its own thread: it is refused, and
+// the engine stays open.
+TEST(CloseRaceTest, CloseFromACallbackIsRefused) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  std::promise<Status> closed;
+  Engine* engine = db.get();
+  db->PutAsync({}, "k", "v", [engine, &closed](Status s) {
+    EXPECT_OK(s);
+    closed.set_value(engine->Close());
+  });
+  const Status s = closed.get_future().get();
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("thread of your own"), std::string::npos) << s.ToString();
+  EXPECT_EQ(db->Get("k").value(), "v");
+  EXPECT_OK(db->Close());
 }
 
 }  // namespace
