@@ -1,7 +1,6 @@
 #include "engine/engine_impl.h"
 
 #include <algorithm>
-#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
