@@ -223,6 +223,8 @@ Status EngineImpl::Close() {
         "Close was called on one of the engine's threads (from a callback or a coroutine); "
         "call it from a thread of your own");
   }
+  // A second Close waits until the first is done (it then returns OK).
+  std::lock_guard<std::mutex> closing(close_mu_);
   // Calls in progress on other threads finish first; later ones get Aborted.
   if (!gate_.CloseAndDrain()) return Status::OK();
   Status result;
@@ -237,6 +239,10 @@ Status EngineImpl::Close() {
   }
   if (group_) group_->Stop();
   lock_.Unlock();
+  // A sync=false write that failed after its call returned.
+  Status deferred = deferred_errors_.Take();
+  if (result.ok()) return deferred;
+  deferred.IgnoreError();  // The shard's error names the same cause.
   return result;
 }
 
@@ -375,6 +381,30 @@ EngineStats EngineImpl::Stats() {
   return stats;
 }
 
+Status EngineImpl::Sync() {
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return Closed();
+  // Posted after every write this caller saw acknowledged (each inbox is
+  // FIFO), so those writes are queued or durable when each shard syncs.
+  std::vector<std::future<Status>> syncing;
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard* shard = shards_[i].get();
+    syncing.push_back(group_->submit_to(
+        i, [shard] { return shard->Sync(); }, foreground_queue_[i]));
+  }
+  Status first_error;
+  for (std::future<Status>& f : syncing) {
+    Status s = f.get();
+    if (!s.ok() && first_error.ok()) first_error = std::move(s);
+  }
+  // A sync=false write's error, if one came back since the last call. When
+  // a shard failed, its own error names the same cause.
+  Status deferred = deferred_errors_.Take();
+  if (first_error.ok()) return deferred;
+  deferred.IgnoreError();
+  return first_error;
+}
+
 void EngineImpl::PutAsync(const WriteOptions& o, std::string_view key, std::string_view value,
                           StatusCallback done) {
   WriteAsyncTo(o, ShardOf(key), format::kPutType, key, value, 1, std::move(done));
@@ -385,7 +415,7 @@ void EngineImpl::DeleteAsync(const WriteOptions& o, std::string_view key, Status
 }
 
 void EngineImpl::WriteAsync(const WriteOptions& o, const WriteBatch& batch, StatusCallback done) {
-  if (batch.empty()) return done(Status::OK());
+  if (batch.empty()) return done(gate_.closed() ? Closed() : Status::OK());
   Result<uint32_t> i = BatchShard(batch);
   if (!i.ok()) return done(i.status());
   WriteAsyncTo(o, *i, format::kBatchType, {}, batch.payload(), batch.count(), std::move(done));

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "dmalog/engine.h"
@@ -29,6 +30,7 @@ class EngineImpl final : public Engine {
   Result<std::vector<KeyValue>> Scan(const ScanOptions& options) override;
   Result<std::vector<LogRecord>> Tail(const TailOptions& options) override;
   EngineStats Stats() override;
+  Status Sync() override;
   Status Close() override;
 
   void PutAsync(const WriteOptions& options, std::string_view key, std::string_view value,
@@ -73,7 +75,8 @@ class EngineImpl final : public Engine {
   std::vector<sched::QueueId> background_queue_;
   // shards_[i] lives on executor i and is only touched there.
   std::vector<std::unique_ptr<Shard>> shards_;
-  OpGate gate_;  // Close waits for the calls in progress, and refuses later ones.
+  std::mutex close_mu_;  // Held for the whole of Close.
+  OpGate gate_;          // Close waits for the calls in progress, and refuses later ones.
   DeferredErrors deferred_errors_;
   CallerWait caller_wait_;
 };

@@ -4,18 +4,22 @@
 //
 // Each call takes a Pass for as long as it uses the shards: a blocking call
 // until it returns, an asynchronous one until its request is queued on the
-// shard's executor (which then runs it before Close's own messages). Close
-// calls CloseAndDrain first.
+// shard's executor (which then runs it before Close's own messages, and
+// Shard::Stop waits for what it started). Close calls CloseAndDrain first.
 //
-// The pass count and the closed flag form a Dekker pair: a call increments
-// the count and then reads the flag, Close sets the flag and then reads the
-// count (all sequentially consistent), so either the call sees the flag, or
-// Close sees the call.
+// One atomic word holds both the closed bit and the count of passes, so a
+// call's increment and Close's setting of the bit are ordered by that word
+// alone: either the call sees the bit, or Close sees the call. A pass gives
+// the word back with a single decrement and touches the gate no more (the
+// engine may be destroyed right after), which is why Close polls instead of
+// waiting for a notification.
 #pragma once
 
 #include <atomic>
 #include <cassert>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 
 namespace dmalog::engine {
 
@@ -42,11 +46,12 @@ class OpGate {
   OpGate() = default;
   OpGate(const OpGate&) = delete;
   OpGate& operator=(const OpGate&) = delete;
-  ~OpGate() { assert(passes_.load() == 0 && "a call outlived the engine"); }
+  ~OpGate() { assert(Passes(state_.load()) == 0 && "a call outlived the engine"); }
 
   Pass Enter() noexcept {
-    passes_.fetch_add(1);
-    if (closed_.load()) {
+    const uint64_t before = state_.fetch_add(1);
+    assert(Passes(before) < kPassesMax);
+    if ((before & kClosedBit) != 0) {
       Leave();
       return Pass(nullptr);
     }
@@ -55,26 +60,39 @@ class OpGate {
 
   // Turns every later Enter away, then waits until each pass taken before
   // is gone. false (and no wait) when an earlier call closed the gate.
-  bool CloseAndDrain() noexcept {
-    if (closed_.exchange(true)) return false;
-    // Bounded by the calls in progress when the flag was set: no new pass
-    // is kept after it.
-    for (uint64_t n = passes_.load(); n != 0; n = passes_.load()) passes_.wait(n);
+  [[nodiscard]] bool CloseAndDrain() noexcept {
+    if ((state_.fetch_or(kClosedBit) & kClosedBit) != 0) return false;
+    // Bounded by the calls in progress when the bit was set (a refused
+    // Enter holds the count up only for its own increment and decrement).
+    for (uint32_t polls = 0; Passes(state_.load()) != 0; ++polls) {
+      if (polls < kYieldPolls) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(kPollInterval);
+      }
+    }
     return true;
   }
 
-  bool closed() const noexcept { return closed_.load(); }
+  bool closed() const noexcept { return (state_.load() & kClosedBit) != 0; }
 
  private:
+  static constexpr uint64_t kClosedBit = uint64_t{1} << 63;
+  static constexpr uint64_t kPassesMax = kClosedBit - 1;
+  // Close first yields this many times (calls in progress usually end
+  // within microseconds), then sleeps between polls.
+  static constexpr uint32_t kYieldPolls = 64;
+  static constexpr std::chrono::microseconds kPollInterval{100};
+
+  static uint64_t Passes(uint64_t state) noexcept { return state & ~kClosedBit; }
+
   void Leave() noexcept {
-    const uint64_t before = passes_.fetch_sub(1);
-    assert(before > 0);
-    // Only a closing engine has a waiter; an open one pays no wake-up.
-    if (before == 1 && closed_.load()) passes_.notify_all();
+    const uint64_t before = state_.fetch_sub(1);
+    assert(Passes(before) > 0);
+    (void)before;  // Read only by the assertion.
   }
 
-  std::atomic<uint64_t> passes_{0};
-  std::atomic<bool> closed_{false};
+  std::atomic<uint64_t> state_{0};
 };
 
 }  // namespace dmalog::engine

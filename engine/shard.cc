@@ -77,6 +77,13 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
 }
 
 Task<void> Shard::Stop() {
+  // Writes stalled for buffer room or a new segment were accepted (a
+  // sync=false one was even acknowledged), so they go into the log before
+  // it stops, and requests already started finish. Bounded: the flush and
+  // prepare loops still run, and Close lets no new request in behind its
+  // own message (engine/op_gate.h).
+  while (stalled_ > 0) co_await unstalled_.Wait();
+  while (gets_in_flight_ > 0) co_await gets_done_.Wait();
   co_await writer_->Stop();
   co_await hints_->Stop();
   if (std::optional<CleanEnd> end = writer_->clean_end()) {
@@ -152,21 +159,29 @@ void Shard::Submit(GetRequest* request) {
     }
     // The get takes effect here: the read task does not search the index
     // again (a second B-tree search per get).
+    ++gets_in_flight_;
     return sched::Executor::Current()->Spawn(foreground_queue_, ReadFound(this, request, *entry));
   }
+  ++gets_in_flight_;
   sched::Executor::Current()->Spawn(foreground_queue_, SlowGet(this, request));
+}
+
+void Shard::GetDone(GetRequest* request) {
+  request->complete(request);
+  assert(gets_in_flight_ > 0);
+  if (--gets_in_flight_ == 0) gets_done_.NotifyAll();
 }
 
 Task<void> Shard::ReadFound(Shard* shard, GetRequest* request, IndexEntry entry) {
   request->result = co_await shard->ReadValue(entry, request->key);
-  request->complete(request);
+  shard->GetDone(request);
 }
 
 Task<void> Shard::SlowGet(Shard* shard, GetRequest* request) {
   // Bounded: each wake-up follows a stalled write finishing.
   while (shard->stalled_ > 0) co_await shard->unstalled_.Wait();
   request->result = co_await shard->Get(request->key);
-  request->complete(request);
+  shard->GetDone(request);
 }
 
 Task<Status> Shard::Append(WriteOptions options, format::RecordType type, std::string_view key,
@@ -283,6 +298,8 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
   if (pooled) pool.Release(*pooled);
   co_return out;
 }
+
+Task<Status> Shard::Sync() { return writer_->Sync(); }
 
 Task<Result<std::vector<KeyValue>>> Shard::Scan(std::string from, std::string to,
                                                 uint64_t max_keys) {

@@ -62,6 +62,9 @@ class Shard {
   // Records with sequence >= from, in log order, at most `max_records`.
   Task<Result<std::vector<LogRecord>>> Tail(uint64_t from_sequence, uint64_t max_records);
   ShardStats Stats() const;
+  // Waits until every record queued so far is durable; the shard's write
+  // error otherwise.
+  Task<Status> Sync();
 
  private:
   Shard(ShardOptions options, io::Directory dir);
@@ -75,6 +78,8 @@ class Shard {
   static Task<void> ScanReader(Shard* shard, ScanReads* reads);
   static Task<void> SlowWrite(Shard* shard, WriteRequest* request);
   static Task<void> SlowGet(Shard* shard, GetRequest* request);
+  // Completes a get that took the coroutine path.
+  void GetDone(GetRequest* request);
   // Reads the value `entry` (the index's answer when the request arrived) names.
   static Task<void> ReadFound(Shard* shard, GetRequest* request, IndexEntry entry);
   static void OnDurable(DurableWaiter* waiter, Status status);
@@ -90,6 +95,11 @@ class Shard {
   // exist, later requests follow them (keeps a thread's own order).
   uint32_t stalled_ = 0;
   WaitList unstalled_;
+  // Gets whose request went to a coroutine (a disk read, or behind a stalled
+  // write) and has not completed: Stop waits for them, since they use the
+  // segments and the read buffers.
+  uint32_t gets_in_flight_ = 0;
+  WaitList gets_done_;
   std::atomic<bool> read_only_{false};
   uint64_t recovered_records_ = 0;
   uint64_t recovery_dropped_bytes_ = 0;

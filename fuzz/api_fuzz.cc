@@ -1,16 +1,17 @@
 // Fuzzes sequences of Engine operations with reopens against a std::map
 // model (as oss-fuzz's LevelDB fuzz_db does): put, get, delete, batch,
-// scan, close + reopen, on a fresh one-shard database with 4 MiB segments
+// scan, close + reopen, sync, on a fresh one-shard database with 4 MiB segments
 // under the build tree. Every result must match the model; errors are only
 // the documented InvalidArgument for oversized keys and values.
 //
 // Input: a sequence of operations, each an opcode byte and its operands:
-//   opcode % 6 == 0  put:    klen(1) vlen(1) key value   (opcode bit 7: sync)
+//   opcode % 7 == 0  put:    klen(1) vlen(1) key value   (opcode bit 7: sync)
 //                 1  get:    klen(1) key
 //                 2  delete: klen(1) key                 (opcode bit 7: sync)
 //                 3  scan:   flen(1) tlen(1) n(1) from to (max_keys = n + 1)
 //                 4  batch:  count(1) then per entry put?(1) klen(1) vlen(1) key value
 //                 5  close and reopen
+//                 6  sync
 //   klen 255 means an oversized key (kKeyBytesMax + 1 bytes, expected to be
 //   refused); vlen 255 means a 100 000-byte value (several blocks).
 #include <cstddef>
@@ -81,7 +82,7 @@ class Harness {
       const uint8_t code = in.U8();
       WriteOptions wo;
       wo.sync = (code & 0x80) != 0;
-      switch ((code & 0x7F) % 6) {
+      switch ((code & 0x7F) % 7) {
         case 0:
           Put(wo, TakeKey(in), TakeValue(in));
           break;
@@ -100,6 +101,11 @@ class Harness {
         case 5:
           if (reopens++ < kReopensMax) Reopen();
           break;
+        case 6: {
+          const Status s = db_->Sync();
+          DMALOG_FUZZ_CHECK(s.ok(), s.ToString());
+          break;
+        }
       }
     }
     CheckAll();

@@ -84,6 +84,7 @@ def api_corpus():
     def delete(k): return bytes([2, len(k)]) + k
     def scan(f, t, n): return bytes([3, len(f), len(t), n]) + f + t
     def reopen(): return bytes([5])
+    def sync(): return bytes([6])
     def batch_op(entries):
         out = bytes([4, len(entries)])
         for is_put, k, v in entries:
@@ -93,6 +94,7 @@ def api_corpus():
           + get(b"a") + scan(b"", b"", 10))
     write("api_fuzz", "reopen", put(b"k", b"v", 1) + reopen() + get(b"k") + delete(b"k") + reopen()
           + get(b"k") + scan(b"", b"", 5))
+    write("api_fuzz", "sync", put(b"u", b"1") + sync() + reopen() + get(b"u"))
     write("api_fuzz", "batch", batch_op([(1, b"x", b"1"), (1, b"y", b"2"), (0, b"x", b"")])
           + scan(b"a", b"z", 3) + reopen() + scan(b"", b"", 100))
 

@@ -111,11 +111,10 @@ int Load(const Command& cmd, Engine* db, std::istream& in, std::ostream& err) {
       break;
     }
     lines_read = line_number;
-    // The record must outlive the put: the callback owns it.
-    auto record = std::make_shared<const Line>(std::move(*line));
     acks.Acquire();
-    db->PutAsync(cmd.write_options, record->key, record->value,
-                 [&acks, record, line_number](Status s) { acks.Done(s, line_number); });
+    // PutAsync copies key and value before it returns.
+    db->PutAsync(cmd.write_options, line->key, line->value,
+                 [&acks, line_number](Status s) { acks.Done(s, line_number); });
     const auto now = std::chrono::steady_clock::now();
     if (now - last_progress >= kProgressInterval || lines_read % kProgressLines == 0) {
       err << "load: " << lines_read << " lines read, " << acks.acked() << " written\n";
@@ -143,6 +142,16 @@ int Load(const Command& cmd, Engine* db, std::istream& in, std::ostream& err) {
     return kExitError;
   }
   assert(acks.acked() == lines_read);
+  if (!cmd.write_options.sync) {
+    // --sync=false acknowledged each put once queued: make them all durable
+    // before the exit status says so.
+    const Status s = db->Sync();
+    if (!s.ok()) {
+      err << "dmalog: load: making the " << lines_read
+          << " records durable failed: " << s.ToString() << "; fix the cause and load again\n";
+      return ExitCodeFor(s) == kExitNotFound ? kExitError : ExitCodeFor(s);
+    }
+  }
   err << "load: " << lines_read << " records written to " << cmd.options.db_path << "\n";
   return kExitOk;
 }

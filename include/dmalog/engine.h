@@ -127,6 +127,11 @@ class Engine {
   // A shard's records in log order.
   virtual Result<std::vector<LogRecord>> Tail(const TailOptions& options) = 0;
   virtual EngineStats Stats() = 0;
+  // Makes every write acknowledged before the call durable, sync=false ones
+  // included: each shard's queued records go out in a group commit, and
+  // Sync waits for it (RocksDB's SyncWAL). Returns the first write error any
+  // shard met, including one a sync=false write got after it returned.
+  virtual Status Sync() = 0;
   // Flushes queued writes, stops the executors and releases the lock. Safe
   // while other threads are still calling: Close first waits for the calls
   // already in progress (a blocking call until it returns, an asynchronous

@@ -88,7 +88,7 @@ struct WriteOptions {
   // and fdatasync'ed). false: it returns once the write is queued for the
   // next group commit; a crash can lose it (and every other write queued
   // but not yet flushed), but never a write acknowledged with sync = true,
-  // and never part of a batch.
+  // and never part of a batch. Engine::Sync() makes them durable.
   bool sync = true;
 };
 

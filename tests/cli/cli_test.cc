@@ -299,6 +299,9 @@ TEST_F(CliTest, DumpLoadRoundTrip) {
   EXPECT_RUN(Cli("dst", {"scan"}), kExitOk, Cli("src", {"scan"}).out);
   EXPECT_RUN(Cli("dst", {"dump"}), kExitOk, dump.out);
   EXPECT_RUN(Cli("dst", {"get", "key1234"}), kExitOk, "v1234\n");
+  // --sync=false: load syncs once at the end, before it exits 0.
+  ASSERT_EQ(Cli("nosync", {"--sync=false", "load"}, dump.out).code, kExitOk);
+  EXPECT_RUN(Cli("nosync", {"dump"}), kExitOk, dump.out);
 
   // A key that plain text cannot carry: dump says to use --hex, which works.
   ASSERT_EQ(Cli("src", {"--key_hex", "put", "0x610A62", "nl"}).code, kExitOk);

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -32,7 +33,9 @@ std::string Key(int i) { return "key" + std::to_string(i); }
 std::string Value(int i) { return std::string(1500, static_cast<char>('a' + i % 26)); }
 
 std::string MarkerPath(const Options& o, uint32_t shard = 0) {
-  return o.db_path + "/shard-00" + std::to_string(shard) + "/CLEAN";
+  char folder[32];
+  std::snprintf(folder, sizeof(folder), "/shard-%03u/CLEAN", shard);
+  return o.db_path + folder;
 }
 
 bool Exists(const std::string& path) { return std::filesystem::exists(path); }
@@ -309,7 +312,7 @@ TEST(CleanMarkerTest, AFailedCloseRecordLeavesNoMarker) {
     Result<std::unique_ptr<Engine>> db = engine::OpenEngine(o, harness.Hooks());
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     EXPECT_TRUE(OpenedAfterCleanClose(**db));
-    Put(**db, 50, 60);
+    ASSERT_NO_FATAL_FAILURE(Put(**db, 50, 60));
     ASSERT_OK(harness.InjectAt(**db, 0, 1, io::FaultSpec::Eio(io::OpFilter::kWrite)));
     (*db)->Close().IgnoreError();  // Whether Close reports it is not the point.
   }
