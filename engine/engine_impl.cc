@@ -223,10 +223,10 @@ Status EngineImpl::Close() {
         "Close was called on one of the engine's threads (from a callback or a coroutine); "
         "call it from a thread of your own");
   }
-  // A second Close waits until the first is done (it then returns OK).
+  // A second Close waits until the first is done, and returns its result.
   std::lock_guard<std::mutex> closing(close_mu_);
   // Calls in progress on other threads finish first; later ones get Aborted.
-  if (!gate_.CloseAndDrain()) return Status::OK();
+  if (!gate_.CloseAndDrain()) return close_result_;
   Status result;
   for (uint32_t i = 0; i < shards_.size() && group_; ++i) {
     if (!shards_[i]) continue;
@@ -241,8 +241,12 @@ Status EngineImpl::Close() {
   lock_.Unlock();
   // A sync=false write that failed after its call returned.
   Status deferred = deferred_errors_.Take();
-  if (result.ok()) return deferred;
-  deferred.IgnoreError();  // The shard's error names the same cause.
+  if (result.ok()) {
+    result = std::move(deferred);
+  } else {
+    deferred.IgnoreError();  // The shard's error names the same cause.
+  }
+  close_result_ = result;
   return result;
 }
 

@@ -76,6 +76,7 @@ class EngineImpl final : public Engine {
   // shards_[i] lives on executor i and is only touched there.
   std::vector<std::unique_ptr<Shard>> shards_;
   std::mutex close_mu_;  // Held for the whole of Close.
+  Status close_result_;  // What the first Close returned; guarded by close_mu_.
   OpGate gate_;          // Close waits for the calls in progress, and refuses later ones.
   DeferredErrors deferred_errors_;
   CallerWait caller_wait_;

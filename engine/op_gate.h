@@ -49,6 +49,9 @@ class OpGate {
   ~OpGate() { assert(Passes(state_.load()) == 0 && "a call outlived the engine"); }
 
   Pass Enter() noexcept {
+    // Checked first, so that calls refused in a loop do not hold the count
+    // up while Close polls it.
+    if (closed()) return Pass(nullptr);
     const uint64_t before = state_.fetch_add(1);
     assert(Passes(before) < kPassesMax);
     if ((before & kClosedBit) != 0) {
@@ -62,8 +65,8 @@ class OpGate {
   // is gone. false (and no wait) when an earlier call closed the gate.
   [[nodiscard]] bool CloseAndDrain() noexcept {
     if ((state_.fetch_or(kClosedBit) & kClosedBit) != 0) return false;
-    // Bounded by the calls in progress when the bit was set (a refused
-    // Enter holds the count up only for its own increment and decrement).
+    // Bounded by the calls in progress when the bit was set, plus Enters
+    // that read the bit just before it was set (each backs out at once).
     for (uint32_t polls = 0; Passes(state_.load()) != 0; ++polls) {
       if (polls < kYieldPolls) {
         std::this_thread::yield();

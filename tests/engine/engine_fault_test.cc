@@ -22,26 +22,12 @@ namespace {
 using testing::FaultHarness;
 using testing::OpenOrFail;
 using testing::SmallDbOptions;
-
-constexpr uint32_t kWaitStepsMax = 2000;  // 1 ms each.
+using testing::WaitForSpareSegments;
 
 std::unique_ptr<Engine> OpenWithFaults(const Options& o, FaultHarness& harness) {
   Result<std::unique_ptr<Engine>> db = engine::OpenEngine(o, harness.Hooks());
   EXPECT_TRUE(db.ok()) << db.status().ToString();
   return db.ok() ? std::move(*db) : nullptr;
-}
-
-// Waits until every shard has its spare segment, so that the background
-// preparation does not consume the faults a test arms for a write.
-void WaitForSpareSegments(Engine& db) {
-  for (uint32_t step = 0; step < kWaitStepsMax; ++step) {
-    const EngineStats stats = db.Stats();
-    const bool ready = std::all_of(stats.shards.begin(), stats.shards.end(),
-                                   [](const ShardStats& s) { return s.segments >= 2; });
-    if (ready) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ADD_FAILURE() << "the spare segments were never prepared";
 }
 
 io::CrashOptions TearingCrash(uint64_t seed) {

@@ -4,13 +4,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <thread>
 
 #include "engine/record.h"
 #include "engine/segment.h"
@@ -70,6 +73,19 @@ engine::EngineHooks FaultHarness::Hooks() {
 io::FaultBackend* FaultHarness::backend(uint32_t shard) {
   std::lock_guard<std::mutex> lock(mu_);
   return shard < backends_.size() ? backends_[shard] : nullptr;
+}
+
+constexpr uint32_t kSpareWaitStepsMax = 2000;  // 1 ms each.
+
+void WaitForSpareSegments(Engine& db) {
+  for (uint32_t step = 0; step < kSpareWaitStepsMax; ++step) {
+    const EngineStats stats = db.Stats();
+    const bool ready = std::all_of(stats.shards.begin(), stats.shards.end(),
+                                   [](const ShardStats& s) { return s.segments >= 2; });
+    if (ready) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ADD_FAILURE() << "the spare segments were never prepared";
 }
 
 Status FaultHarness::InjectAt(Engine& db, uint32_t shard, uint64_t nth_op, io::FaultSpec spec) {

@@ -56,6 +56,10 @@ class FaultHarness {
   std::vector<io::FaultBackend*> backends_;  // By shard; not owned.
 };
 
+// Waits until every shard has its spare segment, so that the background
+// preparation does not consume the faults a test arms for a write.
+void WaitForSpareSegments(Engine& db);
+
 // A record found in a segment file.
 struct SegmentRecord {
   uint64_t offset_bytes = 0;
