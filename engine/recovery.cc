@@ -179,6 +179,27 @@ Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
   co_return Status::OK();
 }
 
+// The segments after a torn tail hold no valid record (else the damage
+// would be corruption in the middle), but may hold damage: the writer will
+// roll into them, and the next open after a clean close checks that their
+// first data block is zero (RecoverUpTo). Without this, an open after the
+// repair and a clean close would read the whole log again.
+Task<Status> ShardRecovery::ZeroLaterSegments(size_t i) {
+  for (size_t j = i + 1; j < out_.segments.size(); ++j) {
+    Segment& later = *out_.segments[j];
+    const uint64_t start = later.data_start_bytes();
+    Result<bool> zero = co_await ZeroBlockAt(j, AlignUp(start, later.alignment_bytes()));
+    if (!zero.ok()) co_return zero.status();
+    if (*zero) continue;
+    Status s = RemoveStaleHint(later.id());
+    if (!s.ok()) co_return s;
+    s = co_await RepairTail(j, start);
+    if (!s.ok()) co_return s;
+    Note(Where(j, start) + ": damage without a valid record after the torn tail: zeroed");
+  }
+  co_return Status::OK();
+}
+
 Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
   while (out_.segments.size() > i + 1) {
     std::unique_ptr<Segment> last = std::move(out_.segments.back());
@@ -216,6 +237,9 @@ Task<Result<bool>> ShardRecovery::RecoverAll() {
       }
       if (in_.mode == RecoveryMode::kPointInTime) {
         Status s = co_await DropSegmentsAfter(i);
+        if (!s.ok()) co_return s;
+      } else if (dropped) {
+        Status s = co_await ZeroLaterSegments(i);
         if (!s.ok()) co_return s;
       }
       break;

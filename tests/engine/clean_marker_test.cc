@@ -361,6 +361,42 @@ TEST(CleanMarkerTest, AnOpenThatFailsOnOneShardKeepsEveryShardsData) {
   ExpectKeys(*db, 0, 200);
 }
 
+// Found by recovery_fuzz: a torn tail in segment 1 ends the scan there, and
+// the spare segment 2 held damage (no valid record). Recovery must zero it,
+// or the next open after a clean close would refuse the marker (it checks
+// that the later segments start with zeros) and read the whole log again.
+TEST(CleanMarkerTest, ARepairedTornTailLeavesLaterSegmentsClean) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  ASSERT_NO_FATAL_FAILURE(WriteSession(o, 0, 100));
+  ASSERT_TRUE(std::filesystem::remove(MarkerPath(o)));
+  const std::string first = testing::SegmentPath(o.db_path, 0, 1);
+  const std::string spare = testing::SegmentPath(o.db_path, 0, 2);
+  ASSERT_TRUE(Exists(spare));
+  Result<std::vector<testing::SegmentRecord>> records = testing::ReadSegmentRecords(first);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  auto close = std::find_if(records->begin(), records->end(), [](const testing::SegmentRecord& r) {
+    return r.type == format::kCloseType;
+  });
+  ASSERT_NE(close, records->end());
+  // The close record torn (a crash during it), and damage in the spare.
+  ASSERT_OK(testing::FlipByte(first, close->offset_bytes + 3));
+  ASSERT_OK(testing::FlipByte(spare, records->front().offset_bytes + 5));
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    EXPECT_FALSE(OpenedAfterCleanClose(*db));
+    EXPECT_NE(db->Stats().shards.at(0).recovery_note.find("00000002.seg"), std::string::npos)
+        << db->Stats().shards.at(0).recovery_note;
+    ExpectKeys(*db, 0, 100);
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(OpenedAfterCleanClose(*db)) << db->Stats().shards.at(0).recovery_note;
+  ExpectKeys(*db, 0, 100);
+}
+
 TEST(CleanMarkerTest, AnInterruptedMarkerWriteIsTidiedAway) {
   testing::TestDir dir;
   const Options o = SmallDbOptions(dir.File("db"), 1);
