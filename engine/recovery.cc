@@ -179,23 +179,28 @@ Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
   co_return Status::OK();
 }
 
-// The segments after a torn tail hold no valid record (else the damage
-// would be corruption in the middle), but may hold damage: the writer will
-// roll into them, and the next open after a clean close checks that their
-// first data block is zero (RecoverUpTo). Without this, an open after the
-// repair and a clean close would read the whole log again.
-Task<Status> ShardRecovery::ZeroLaterSegments(size_t i) {
-  for (size_t j = i + 1; j < out_.segments.size(); ++j) {
-    Segment& later = *out_.segments[j];
-    const uint64_t start = later.data_start_bytes();
-    Result<bool> zero = co_await ZeroBlockAt(j, AlignUp(start, later.alignment_bytes()));
+// Where the log ends, the next open after a clean close checks that the
+// block at the end of the active segment, and the first data block of each
+// later segment, are zero (RecoverUpTo). The scan accepts less: garbage
+// after a zero header, or damage without a valid record in the segments
+// after a torn tail. So the full recovery zeroes what the check would
+// refuse; otherwise every open after a clean close would refuse the marker
+// and read the whole log again. (Both cases found by recovery_fuzz.)
+Task<Status> ShardRecovery::ZeroAfterCleanEnd(size_t active) {
+  for (size_t j = active; j < out_.segments.size(); ++j) {
+    Segment& segment = *out_.segments[j];
+    // Where the writer's next flush goes (as Run computes it): free space.
+    const uint64_t start = segment.data_start_bytes();
+    const uint64_t end = AlignUp(j == active ? std::max(segment.end_bytes, start) : start,
+                                 segment.alignment_bytes());
+    Result<bool> zero = co_await ZeroBlockAt(j, end);
     if (!zero.ok()) co_return zero.status();
     if (*zero) continue;
-    Status s = RemoveStaleHint(later.id());
+    Status s = RemoveStaleHint(segment.id());
     if (!s.ok()) co_return s;
-    s = co_await RepairTail(j, start);
+    s = co_await RepairTail(j, end);
     if (!s.ok()) co_return s;
-    Note(Where(j, start) + ": damage without a valid record after the torn tail: zeroed");
+    Note(Where(j, end) + ": bytes without a valid record after the end of the log: zeroed");
   }
   co_return Status::OK();
 }
@@ -237,9 +242,6 @@ Task<Result<bool>> ShardRecovery::RecoverAll() {
       }
       if (in_.mode == RecoveryMode::kPointInTime) {
         Status s = co_await DropSegmentsAfter(i);
-        if (!s.ok()) co_return s;
-      } else if (dropped) {
-        Status s = co_await ZeroLaterSegments(i);
         if (!s.ok()) co_return s;
       }
       break;
@@ -290,6 +292,10 @@ Task<Result<std::optional<RecoveredShard>>> ShardRecovery::Run(const CleanEnd* m
   }
   if (!repaired) {
     s = co_await PadCleanEnd();
+    if (!s.ok()) co_return s;
+  }
+  if (marker == nullptr) {
+    s = co_await ZeroAfterCleanEnd(any_data_ ? last_data_index_ : 0);
     if (!s.ok()) co_return s;
   }
   // Before the shard takes a write: a marker must never outlive the end it

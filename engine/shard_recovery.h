@@ -50,9 +50,10 @@ class ShardRecovery {
   Task<Result<bool>> ValidDataInLaterSegments(size_t i);
   Task<Status> RepairTail(size_t i, uint64_t valid_end);
   Task<Status> DropSegmentsAfter(size_t i);
-  // After a torn tail in segment i: zeroes the later segments (which hold
-  // no valid record) whose first data block is not zero.
-  Task<Status> ZeroLaterSegments(size_t i);
+  // Zeroes the block at the clean end of the active segment, and the first
+  // data block of each later segment, where they are not zero (they hold no
+  // valid record).
+  Task<Status> ZeroAfterCleanEnd(size_t active);
   Task<bool> LoadFromHint(size_t i);
   // Removes a segment's hint (durably) before recovery changes the segment.
   Status RemoveStaleHint(uint64_t segment_id);
