@@ -60,29 +60,6 @@ Status ValidateOptions(const Options& o) {
   return Status::OK();
 }
 
-// Reads the manifest, or writes a new one for a new database.
-Result<Manifest> LoadOrCreateManifest(const Options& o) {
-  const std::string path = o.db_path + "/MANIFEST";
-  Result<bool> exists = io::PathExists(path);
-  if (!exists.ok()) return exists.status();
-  if (*exists) {
-    if (o.error_if_exists) {
-      return Status::InvalidArgument("database " + o.db_path +
-                                     " already exists (error_if_exists is set)");
-    }
-    Result<std::string> text = io::ReadSmallFile(path);
-    if (!text.ok()) return text.status();
-    return DecodeManifest(*text, path);
-  }
-  Manifest m;
-  m.format_version = format::kFormatVersion;
-  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
-  m.shards = o.shard_count != 0 ? o.shard_count : std::min<uint32_t>(cpus, sched::kShardsMax);
-  m.segment_size_bytes = o.segment_size_bytes;
-  DMALOG_RETURN_IF_ERROR(io::WriteFileDurably(path, EncodeManifest(m)));
-  return m;
-}
-
 template <typename Fn>
 auto RunOn(sched::ExecutorGroup& group, uint32_t shard, sched::QueueId queue, Fn fn) {
   return group.submit_to(shard, std::move(fn), queue).get();

@@ -1,10 +1,14 @@
 #include "engine/manifest.h"
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
+#include <thread>
 
 #include "engine/format.h"
 #include "engine/record.h"
+#include "io/fs.h"
+#include "scheduler/executor_group.h"
 
 namespace dmalog::engine {
 namespace {
@@ -51,6 +55,28 @@ Result<Manifest> DecodeManifest(const std::string& text, const std::string& path
       m.segment_size_bytes > format::kSegmentSizeBytesMax) {
     return Status::Corruption(path + ": implausible shards or segment size");
   }
+  return m;
+}
+
+Result<Manifest> LoadOrCreateManifest(const Options& o) {
+  const std::string path = o.db_path + "/MANIFEST";
+  Result<bool> exists = io::PathExists(path);
+  if (!exists.ok()) return exists.status();
+  if (*exists) {
+    if (o.error_if_exists) {
+      return Status::InvalidArgument("database " + o.db_path +
+                                     " already exists (error_if_exists is set)");
+    }
+    Result<std::string> text = io::ReadSmallFile(path);
+    if (!text.ok()) return text.status();
+    return DecodeManifest(*text, path);
+  }
+  Manifest m;
+  m.format_version = format::kFormatVersion;
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  m.shards = o.shard_count != 0 ? o.shard_count : std::min<uint32_t>(cpus, sched::kShardsMax);
+  m.segment_size_bytes = o.segment_size_bytes;
+  DMALOG_RETURN_IF_ERROR(io::WriteFileDurably(path, EncodeManifest(m)));
   return m;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "dmalog/options.h"
 #include "dmalog/status.h"
 
 namespace dmalog::engine {
@@ -23,5 +24,9 @@ struct Manifest {
 std::string EncodeManifest(const Manifest& manifest);
 // Corruption naming `path` and the bad line when the text is not a manifest.
 Result<Manifest> DecodeManifest(const std::string& text, const std::string& path);
+// Reads DB/MANIFEST, or writes a new one for a new database (shards: the
+// option, or one per CPU). InvalidArgument when it exists and
+// options.error_if_exists is set.
+Result<Manifest> LoadOrCreateManifest(const Options& options);
 
 }  // namespace dmalog::engine
