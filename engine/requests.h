@@ -20,6 +20,16 @@
 namespace dmalog::engine {
 
 class Shard;
+struct WriteRequest;
+struct GetRequest;
+
+// A request's place in its shard's stalled queue (Shard::Submit): exactly
+// one of `write` and `get` is set while it waits there.
+struct StalledLink {
+  StalledLink* next = nullptr;
+  WriteRequest* write = nullptr;
+  GetRequest* get = nullptr;
+};
 
 struct WriteRequest {
   Shard* shard = nullptr;
@@ -31,6 +41,7 @@ struct WriteRequest {
   Status status;
   void (*complete)(WriteRequest* request) = nullptr;
   DurableWaiter durable;  // Used by the shard.
+  StalledLink stalled;    // Used by the shard.
 };
 
 struct GetRequest {
@@ -40,6 +51,7 @@ struct GetRequest {
   // Status allocates, and a get would pay for it on every call.
   Result<std::string> result{std::string()};
   void (*complete)(GetRequest* request) = nullptr;
+  StalledLink stalled;  // Used by the shard.
 };
 
 }  // namespace dmalog::engine

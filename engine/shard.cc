@@ -82,7 +82,8 @@ Task<void> Shard::Stop() {
   // it stops, and requests already started finish. Bounded: the flush and
   // prepare loops still run, and Close lets no new request in behind its
   // own message (engine/op_gate.h).
-  while (stalled_ > 0) co_await unstalled_.Wait();
+  co_await WaitForStalled();
+  assert(!HasStalled());
   while (gets_in_flight_ > 0) co_await gets_done_.Wait();
   co_await writer_->Stop();
   co_await hints_->Stop();
@@ -111,59 +112,96 @@ void Shard::Submit(WriteRequest* request) {
     request->status = std::move(s);
     return request->complete(request);
   }
-  if (stalled_ == 0) {
+  if (!HasStalled()) {
     Result<uint64_t> ticket =
         writer_->TryAppend(request->type, request->key, request->value, request->entries);
-    if (ticket.ok()) {
-      if (!request->sync) {
-        request->status = Status::OK();
-        return request->complete(request);
-      }
-      request->durable.ticket = *ticket;
-      request->durable.done = &Shard::OnDurable;
-      request->durable.owner = request;
-      return writer_->NotifyWhenDurable(&request->durable);
-    }
-    if (!ticket.status().IsBusy()) {
-      NoteWriteStatus();
-      request->status = std::move(ticket).status();
-      return request->complete(request);
-    }
+    if (ticket.ok() || !ticket.status().IsBusy()) return Appended(request, std::move(ticket));
   }
-  ++stalled_;
-  sched::Executor::Current()->Spawn(foreground_queue_, SlowWrite(this, request));
-}
-
-Task<void> Shard::SlowWrite(Shard* shard, WriteRequest* request) {
-  WriteOptions options;
-  options.sync = request->sync;
-  Status s = co_await shard->Append(options, request->type, request->key, request->value,
-                                    request->entries);
-  if (--shard->stalled_ == 0) shard->unstalled_.NotifyAll();
-  shard->NoteWriteStatus();
-  request->status = std::move(s);
-  request->complete(request);
+  request->stalled = StalledLink{.write = request};
+  Stall(&request->stalled);
 }
 
 void Shard::Submit(GetRequest* request) {
-  if (stalled_ == 0) {
-    if (std::optional<PendingValue> pending = writer_->FindPending(request->key)) {
-      request->result = pending->deleted ? Result<std::string>(Status::NotFound(request->key))
-                                         : Result<std::string>(std::string(pending->value));
-      return request->complete(request);
-    }
-    std::optional<IndexEntry> entry = index_->Find(request->key);
-    if (!entry) {
-      request->result = Status::NotFound(request->key);
-      return request->complete(request);
-    }
-    // The get takes effect here: the read task does not search the index
-    // again (a second B-tree search per get).
-    ++gets_in_flight_;
-    return sched::Executor::Current()->Spawn(foreground_queue_, ReadFound(this, request, *entry));
+  if (!HasStalled()) return StartGet(request);
+  request->stalled = StalledLink{.get = request};
+  Stall(&request->stalled);
+}
+
+void Shard::Appended(WriteRequest* request, Result<uint64_t> ticket) {
+  if (!ticket.ok()) {
+    NoteWriteStatus();
+    request->status = std::move(ticket).status();
+    return request->complete(request);
   }
+  if (!request->sync) {
+    request->status = Status::OK();
+    return request->complete(request);
+  }
+  request->durable.ticket = *ticket;
+  request->durable.done = &Shard::OnDurable;
+  request->durable.owner = request;
+  writer_->NotifyWhenDurable(&request->durable);
+}
+
+void Shard::StartGet(GetRequest* request) {
+  if (std::optional<PendingValue> pending = writer_->FindPending(request->key)) {
+    request->result = pending->deleted ? Result<std::string>(Status::NotFound(request->key))
+                                       : Result<std::string>(std::string(pending->value));
+    return request->complete(request);
+  }
+  std::optional<IndexEntry> entry = index_->Find(request->key);
+  if (!entry) {
+    request->result = Status::NotFound(request->key);
+    return request->complete(request);
+  }
+  // The get takes effect here: the read task does not search the index
+  // again (a second B-tree search per get).
   ++gets_in_flight_;
-  sched::Executor::Current()->Spawn(foreground_queue_, SlowGet(this, request));
+  sched::Executor::Current()->Spawn(foreground_queue_, ReadFound(this, request, *entry));
+}
+
+void Shard::Stall(StalledLink* link) {
+  assert(link->next == nullptr);
+  if (stalled_tail_ != nullptr) {
+    stalled_tail_->next = link;
+  } else {
+    stalled_head_ = link;
+  }
+  stalled_tail_ = link;
+  ++stalled_in_;
+  if (draining_) return;
+  draining_ = true;
+  sched::Executor::Current()->Spawn(foreground_queue_, DrainStalled(this));
+}
+
+Task<void> Shard::DrainStalled(Shard* shard) {
+  assert(shard->draining_);
+  // Bounded by the queue: each turn serves one request, and Close lets no
+  // new request in once it has begun (engine/op_gate.h).
+  while (StalledLink* link = shard->stalled_head_) {
+    shard->stalled_head_ = link->next;
+    if (shard->stalled_head_ == nullptr) shard->stalled_tail_ = nullptr;
+    link->next = nullptr;
+    if (WriteRequest* request = link->write) {
+      shard->Appended(request, co_await shard->writer_->Append(request->type, request->key,
+                                                               request->value, request->entries));
+    } else {
+      assert(link->get != nullptr);
+      shard->StartGet(link->get);
+    }
+    ++shard->stalled_out_;
+    assert(shard->stalled_out_ <= shard->stalled_in_);
+    shard->unstalled_.NotifyAll();
+  }
+  assert(!shard->HasStalled());
+  shard->draining_ = false;
+}
+
+Task<void> Shard::WaitForStalled() {
+  // Bounded: the queue is served in order, so this waits only for the
+  // requests before it, however many stall after it.
+  const uint64_t target = stalled_in_;
+  while (stalled_out_ < target) co_await unstalled_.Wait();
 }
 
 void Shard::GetDone(GetRequest* request) {
@@ -174,13 +212,6 @@ void Shard::GetDone(GetRequest* request) {
 
 Task<void> Shard::ReadFound(Shard* shard, GetRequest* request, IndexEntry entry) {
   request->result = co_await shard->ReadValue(entry, request->key);
-  shard->GetDone(request);
-}
-
-Task<void> Shard::SlowGet(Shard* shard, GetRequest* request) {
-  // Bounded: each wake-up follows a stalled write finishing.
-  while (shard->stalled_ > 0) co_await shard->unstalled_.Wait();
-  request->result = co_await shard->Get(request->key);
   shard->GetDone(request);
 }
 
@@ -301,9 +332,9 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
 
 Task<Status> Shard::Sync() {
   // A stalled write (waiting for batch room or a new segment) is not in the
-  // log writer yet, though a sync=false one was acknowledged. Bounded: each
-  // wake-up follows a stalled write finishing.
-  while (stalled_ > 0) co_await unstalled_.Wait();
+  // log writer yet, though a sync=false one may have been acknowledged
+  // (a blocking one is, once its call returns).
+  co_await WaitForStalled();
   co_return co_await writer_->Sync();
 }
 

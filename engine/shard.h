@@ -76,8 +76,20 @@ class Shard {
   Task<Result<std::vector<KeyValue>>> ReadValues(
       std::vector<std::pair<std::string, IndexEntry>> hits);
   static Task<void> ScanReader(Shard* shard, ScanReads* reads);
-  static Task<void> SlowWrite(Shard* shard, WriteRequest* request);
-  static Task<void> SlowGet(Shard* shard, GetRequest* request);
+  // Queues a request behind the stalled ones, and starts the drainer.
+  void Stall(StalledLink* link);
+  // Serves the stalled queue in order, one request at a time, until it is
+  // empty: a write once it is in the log writer, a get once it has looked
+  // up its key.
+  static Task<void> DrainStalled(Shard* shard);
+  // Completes a write the log writer took (or refused) as `ticket`, or
+  // hands it on to wait until it is durable.
+  void Appended(WriteRequest* request, Result<uint64_t> ticket);
+  // Answers a get from memory, or starts its read.
+  void StartGet(GetRequest* request);
+  bool HasStalled() const noexcept { return stalled_out_ != stalled_in_; }
+  // Waits until every request stalled before the call has been served.
+  Task<void> WaitForStalled();
   // Completes a get that took the coroutine path.
   void GetDone(GetRequest* request);
   // Reads the value `entry` (the index's answer when the request arrived) names.
@@ -91,9 +103,18 @@ class Shard {
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<HintWriter> hints_;
   uint32_t foreground_queue_ = 0;
-  // Requests that took the coroutine path and have not finished; while any
-  // exist, later requests follow them (keeps a thread's own order).
-  uint32_t stalled_ = 0;
+  // Requests that wait for batch room or a new segment, and every request
+  // that came after them while any wait: a thread's writes and gets keep
+  // their order (a small write must not overtake a stalled large one to the
+  // same key). FIFO; one drainer serves it.
+  StalledLink* stalled_head_ = nullptr;
+  StalledLink* stalled_tail_ = nullptr;
+  bool draining_ = false;
+  // Requests ever queued, and ever served (in order): a waiter for the ones
+  // queued before it waits for `stalled_out_` to reach its count, so new
+  // stalls cannot starve it.
+  uint64_t stalled_in_ = 0;
+  uint64_t stalled_out_ = 0;
   WaitList unstalled_;
   // Gets whose request went to a coroutine (a disk read, or behind a stalled
   // write) and has not completed: Stop waits for them, since they use the
