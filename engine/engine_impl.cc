@@ -182,7 +182,7 @@ Status EngineImpl::OpenShards() {
 }
 
 EngineImpl::~EngineImpl() {
-  if (sched::Executor::Current() != nullptr) {
+  if (OnOwnThread()) {
     // Destroying the engine from one of its own threads cannot stop it:
     // that thread would have to wait for itself.
     std::fprintf(stderr,
@@ -194,12 +194,8 @@ EngineImpl::~EngineImpl() {
 }
 
 Status EngineImpl::Close() {
-  // On an executor thread, the RunOn calls below would wait for themselves.
-  if (sched::Executor::Current() != nullptr) {
-    return Status::InvalidArgument(
-        "Close was called on one of the engine's threads (from a callback or a coroutine); "
-        "call it from a thread of your own");
-  }
+  // On one of its own threads, the RunOn calls below would wait for themselves.
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Close"));
   // A second Close waits until the first is done, and returns its result.
   std::lock_guard<std::mutex> closing(close_mu_);
   // Calls in progress on other threads finish first; later ones get Aborted.
@@ -229,6 +225,27 @@ Status EngineImpl::Close() {
 
 Status EngineImpl::Closed() { return Status::Aborted("the database is closed"); }
 
+bool EngineImpl::OnOwnThread() const noexcept {
+  const sched::Executor* executor = sched::Executor::Current();
+  return executor != nullptr && executor->group() == group_.get();
+}
+
+Status EngineImpl::CheckBlockingAllowed(std::string_view call) const {
+  if (!OnOwnThread()) return Status::OK();
+  return Status::InvalidArgument(std::string(call) +
+                                 " was called on one of the engine's own threads (in a callback or "
+                                 "a coroutine), where it would wait for itself; call it from a "
+                                 "thread of your own, or use the asynchronous or coroutine form");
+}
+
+Status EngineImpl::CheckCoroutineAllowed(std::string_view call) const {
+  if (OnOwnThread()) return Status::OK();
+  return Status::InvalidArgument(
+      std::string(call) +
+      " runs only on the engine's own threads (a task started with "
+      "Spawn); from other threads use the blocking or asynchronous form");
+}
+
 uint32_t EngineImpl::ShardOf(std::string_view key) const noexcept {
   return ShardForKey(key, shard_count_);
 }
@@ -251,6 +268,9 @@ Result<uint32_t> EngineImpl::BatchShard(const WriteBatch& batch) const {
 
 Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::RecordType type,
                                std::string_view key, std::string_view value, uint32_t entries) {
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed(type == format::kBatchType ? "Write"
+                                              : type == format::kPutType ? "Put"
+                                                                         : "Delete"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   DMALOG_RETURN_IF_ERROR(deferred_errors_.Take());
@@ -290,6 +310,7 @@ Status EngineImpl::Write(const WriteOptions& o, const WriteBatch& batch) {
 }
 
 Result<std::string> EngineImpl::Get(std::string_view key) {
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Get"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   const uint32_t i = ShardOf(key);
@@ -300,6 +321,7 @@ Result<std::string> EngineImpl::Get(std::string_view key) {
 }
 
 Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Scan"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   std::vector<std::future<Result<std::vector<KeyValue>>>> parts;
@@ -325,6 +347,7 @@ Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
 }
 
 Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Tail"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   if (o.shard >= shard_count_) {
@@ -338,31 +361,8 @@ Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
                [shard, o] { return shard->Tail(o.from_sequence, o.max_records); });
 }
 
-EngineStats EngineImpl::Stats() {
-  EngineStats stats;
-  stats.db_path = options_.db_path;
-  stats.segment_size_bytes = segment_size_bytes_;
-  const OpGate::Pass pass = gate_.Enter();
-  if (!pass) return stats;
-  Result<sched::ExecutorStats> ex = group_->Stats(0);
-  if (ex.ok()) {
-    stats.io_backend = ex->backend_description;
-    stats.io_fallback = ex->fallback_reason;
-  }
-  for (uint32_t i = 0; i < shard_count_; ++i) {
-    Shard* shard = shards_[i].get();
-    Result<ShardStats> s =
-        RunOn(*group_, i, foreground_queue_[i], [shard] { return shard->Stats(); });
-    if (s.ok()) stats.shards.push_back(*s);
-  }
-  if (!stats.shards.empty()) {
-    stats.direct_io = stats.shards[0].direct_io;
-    stats.write_alignment_bytes = stats.shards[0].write_alignment_bytes;
-  }
-  return stats;
-}
-
 Status EngineImpl::Sync() {
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Sync"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   // Posted after every write this caller saw acknowledged (each inbox is
@@ -426,6 +426,7 @@ void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
 
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
                                std::string_view value) {
+  if (Status s = CheckCoroutineAllowed("CoPut"); !s.ok()) co_return s;
   const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
   if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);
@@ -436,6 +437,7 @@ Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
 }
 
 Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
+  if (Status s = CheckCoroutineAllowed("CoDelete"); !s.ok()) co_return s;
   const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
   if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);
@@ -446,6 +448,7 @@ Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
 }
 
 Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch) {
+  if (Status s = CheckCoroutineAllowed("CoWrite"); !s.ok()) co_return s;
   const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
   if (!pass) co_return Closed();
   Result<uint32_t> i = BatchShard(batch);
@@ -458,6 +461,7 @@ Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch)
 }
 
 Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
+  if (Status s = CheckCoroutineAllowed("CoGet"); !s.ok()) co_return s;
   const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
   if (!pass) co_return Closed();
   const uint32_t i = ShardOf(key);

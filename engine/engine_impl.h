@@ -58,6 +58,14 @@ class EngineImpl final : public Engine {
   // InvalidArgument naming two keys when the batch spans shards.
   Result<uint32_t> BatchShard(const WriteBatch& batch) const;
   static Status Closed();  // What a call gets once Close has begun.
+  // True on one of this engine's executor threads (not another engine's).
+  bool OnOwnThread() const noexcept;
+  // InvalidArgument for a blocking `call` made on one of this engine's
+  // threads, where it would wait for itself; OK elsewhere.
+  Status CheckBlockingAllowed(std::string_view call) const;
+  // InvalidArgument for a coroutine-form `call` made anywhere but on this
+  // engine's threads (it reaches the shards through the current executor).
+  Status CheckCoroutineAllowed(std::string_view call) const;
   Status SubmitWrite(const WriteOptions& o, uint32_t shard, format::RecordType type,
                      std::string_view key, std::string_view value, uint32_t entries);
   void WriteAsyncTo(const WriteOptions& o, uint32_t shard, format::RecordType type,

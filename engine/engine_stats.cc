@@ -1,8 +1,13 @@
-// EngineStats::ToString: the report `dmalog stats` prints.
+// Engine::Stats, which asks every shard, and EngineStats::ToString, the
+// report `dmalog stats` prints.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "dmalog/engine.h"
+#include "engine/engine_impl.h"
+#include "engine/shard.h"
+#include "scheduler/executor_group.h"
 
 namespace dmalog {
 namespace {
@@ -60,4 +65,40 @@ std::string EngineStats::ToString() const {
   return out;
 }
 
+namespace engine {
+
+EngineStats EngineImpl::Stats() {
+  EngineStats stats;
+  stats.db_path = options_.db_path;
+  stats.segment_size_bytes = segment_size_bytes_;
+  if (OnOwnThread()) {
+    // Stats has no error to return, and would wait for itself here.
+    std::fprintf(stderr,
+                 "dmalog: Engine::Stats was called on one of the engine's own threads (in a "
+                 "callback or a coroutine); call it from a thread of your own\n");
+    std::abort();
+  }
+  const OpGate::Pass pass = gate_.Enter();
+  if (!pass) return stats;
+  Result<sched::ExecutorStats> ex = group_->Stats(0);
+  if (ex.ok()) {
+    stats.io_backend = ex->backend_description;
+    stats.io_fallback = ex->fallback_reason;
+  }
+  for (uint32_t i = 0; i < shard_count_; ++i) {
+    Shard* shard = shards_[i].get();
+    Result<ShardStats> s = group_
+                               ->submit_to(
+                                   i, [shard] { return shard->Stats(); }, foreground_queue_[i])
+                               .get();
+    if (s.ok()) stats.shards.push_back(*s);
+  }
+  if (!stats.shards.empty()) {
+    stats.direct_io = stats.shards[0].direct_io;
+    stats.write_alignment_bytes = stats.shards[0].write_alignment_bytes;
+  }
+  return stats;
+}
+
+}  // namespace engine
 }  // namespace dmalog

@@ -123,7 +123,8 @@ class Executor final : public io::Reactor {
   // The executor running the calling thread, or null.
   static Executor* Current() noexcept;
 
-  uint32_t shard() const noexcept { return shard_; }  // Any thread.
+  uint32_t shard() const noexcept { return shard_; }        // Any thread.
+  ExecutorGroup* group() const noexcept { return group_; }  // Any thread.
 
   // Adds a task queue (InvalidArgument for bad options, Busy when
   // kQueuesMax queues exist).

@@ -11,14 +11,19 @@
 // write_batch.h). Each shard has its own log, index and group commit.
 //
 // Three forms of every operation:
-//   * Blocking (Put, Get, ...): safe from any thread that is not one of the
-//     engine's executors. They return when the operation is complete.
+//   * Blocking (Put, Get, ...): safe from any thread that is not one of this
+//     engine's executors (another engine's will do). They return when the
+//     operation is complete. On this engine's own threads they would wait
+//     for themselves, so they return InvalidArgument (Stats, which has no
+//     error to return, aborts with a message, as the destructor does).
 //   * Asynchronous (PutAsync, ...): return at once; `done` runs later on the
 //     shard's executor thread and must not block. Keys, values and batches
 //     are copied (into pooled buffers) before the call returns.
 //   * Coroutine (CoPut, ...): for code that runs on the engine's executors
 //     (see Spawn), as Glommio applications do. Await them directly
 //     (`co_await db.CoPut(...)`) so that the argument views outlive the call.
+//     Anywhere else (another engine's executors included) they return
+//     InvalidArgument.
 //
 // No exception crosses this API. Every error is a Status naming its cause.
 #pragma once
@@ -115,7 +120,7 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // ---- Blocking forms (any non-executor thread).
+  // ---- Blocking forms (any thread but this engine's executors).
   virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
   // Atomic; all keys must share a shard (see write_batch.h).
@@ -155,7 +160,7 @@ class Engine {
                           StatusCallback done) = 0;
   virtual void GetAsync(std::string_view key, GetCallback done) = 0;
 
-  // ---- Coroutine forms (only on the engine's executor threads).
+  // ---- Coroutine forms (only on this engine's executor threads).
   virtual Task<Status> CoPut(const WriteOptions& options, std::string_view key,
                              std::string_view value) = 0;
   virtual Task<Status> CoDelete(const WriteOptions& options, std::string_view key) = 0;
