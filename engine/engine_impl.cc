@@ -182,19 +182,19 @@ Status EngineImpl::OpenShards() {
 }
 
 EngineImpl::~EngineImpl() {
-  if (OnOwnThread()) {
-    // Destroying the engine from one of its own threads cannot stop it:
-    // that thread would have to wait for itself.
+  if (sched::Executor::Current() != nullptr) {
+    // Destroying the engine on an executor thread cannot stop it safely:
+    // see CheckBlockingAllowed.
     std::fprintf(stderr,
-                 "dmalog: the Engine was destroyed on one of its own threads (in a callback or "
-                 "a coroutine); destroy it from a thread of your own\n");
+                 "dmalog: the Engine was destroyed on an executor thread (in a callback or a "
+                 "coroutine of a dmalog engine); destroy it from a thread of your own\n");
     std::abort();
   }
   Close().IgnoreError();  // Close() reports its errors.
 }
 
 Status EngineImpl::Close() {
-  // On one of its own threads, the RunOn calls below would wait for themselves.
+  // On an executor thread, the RunOn calls below could wait for themselves.
   DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Close"));
   // A second Close waits until the first is done, and returns its result.
   std::lock_guard<std::mutex> closing(close_mu_);
@@ -231,11 +231,15 @@ bool EngineImpl::OnOwnThread() const noexcept {
 }
 
 Status EngineImpl::CheckBlockingAllowed(std::string_view call) const {
-  if (!OnOwnThread()) return Status::OK();
-  return Status::InvalidArgument(std::string(call) +
-                                 " was called on one of the engine's own threads (in a callback or "
-                                 "a coroutine), where it would wait for itself; call it from a "
-                                 "thread of your own, or use the asynchronous or coroutine form");
+  // Any engine's executor, not only this one's: on its own, a blocking call
+  // waits for itself; on another engine's, two callbacks that each block on
+  // the other's engine wait for each other, and neither check could see it.
+  if (sched::Executor::Current() == nullptr) return Status::OK();
+  return Status::InvalidArgument(
+      std::string(call) +
+      " was called on an executor thread (in a callback or a coroutine of a dmalog engine), "
+      "where blocking can wait for itself; call it from a thread of your own, or use the "
+      "asynchronous form (or the coroutine form on this engine's own threads)");
 }
 
 Status EngineImpl::CheckCoroutineAllowed(std::string_view call) const {

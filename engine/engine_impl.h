@@ -60,8 +60,9 @@ class EngineImpl final : public Engine {
   static Status Closed();  // What a call gets once Close has begun.
   // True on one of this engine's executor threads (not another engine's).
   bool OnOwnThread() const noexcept;
-  // InvalidArgument for a blocking `call` made on one of this engine's
-  // threads, where it would wait for itself; OK elsewhere.
+  // InvalidArgument for a blocking `call` made on any executor thread (of
+  // this engine: it would wait for itself; of another: a cycle of engines
+  // blocking on each other would hang); OK elsewhere.
   Status CheckBlockingAllowed(std::string_view call) const;
   // InvalidArgument for a coroutine-form `call` made anywhere but on this
   // engine's threads (it reaches the shards through the current executor).

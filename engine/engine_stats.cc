@@ -7,6 +7,7 @@
 #include "dmalog/engine.h"
 #include "engine/engine_impl.h"
 #include "engine/shard.h"
+#include "scheduler/executor.h"
 #include "scheduler/executor_group.h"
 
 namespace dmalog {
@@ -71,11 +72,11 @@ EngineStats EngineImpl::Stats() {
   EngineStats stats;
   stats.db_path = options_.db_path;
   stats.segment_size_bytes = segment_size_bytes_;
-  if (OnOwnThread()) {
+  if (sched::Executor::Current() != nullptr) {
     // Stats has no error to return, and would wait for itself here.
     std::fprintf(stderr,
-                 "dmalog: Engine::Stats was called on one of the engine's own threads (in a "
-                 "callback or a coroutine); call it from a thread of your own\n");
+                 "dmalog: Engine::Stats was called on an executor thread (in a callback or a "
+                 "coroutine of a dmalog engine); call it from a thread of your own\n");
     std::abort();
   }
   const OpGate::Pass pass = gate_.Enter();

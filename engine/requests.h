@@ -1,8 +1,10 @@
 // Requests that reach a shard as cross-shard messages (scheduler/message.h)
 // rather than as coroutines: the allocation-free path for the blocking and
 // asynchronous API. The shard serves a request synchronously when it can
-// (a write that fits the filling batch, a get answered from memory) and
-// spawns a coroutine only when it must wait (buffer room, a read).
+// (a write that fits the filling batch, a get answered from memory); a
+// write that must wait for buffer room or a new segment joins the shard's
+// stalled queue, as does every request behind it, and a read from disk runs
+// as a coroutine.
 //
 // Whoever posts a request owns it and keeps it alive until `complete` runs;
 // `complete` runs exactly once, on the shard's executor thread (or, when the

@@ -116,9 +116,9 @@ class Shard {
   uint64_t stalled_in_ = 0;
   uint64_t stalled_out_ = 0;
   WaitList unstalled_;
-  // Gets whose request went to a coroutine (a disk read, or behind a stalled
-  // write) and has not completed: Stop waits for them, since they use the
-  // segments and the read buffers.
+  // Gets whose disk read has started (ReadFound) and not completed: Stop
+  // waits for them, since they use the segments and the read buffers. A get
+  // still in the stalled queue is counted once the drainer starts it.
   uint32_t gets_in_flight_ = 0;
   WaitList gets_done_;
   std::atomic<bool> read_only_{false};

@@ -119,7 +119,10 @@ void Executor::WakeIfSleeping() noexcept {
 }
 
 bool Executor::PushFromOutside(const Message& msg) {
-  return inbox_.Push(msg, [this] { WakeIfSleeping(); });
+  // An executor (of this group or another) never waits for room: see
+  // MessageInbox.
+  const bool may_wait = Current() == nullptr;
+  return inbox_.Push(msg, may_wait, [this] { WakeIfSleeping(); });
 }
 
 void Executor::ThreadMain() {

@@ -71,8 +71,9 @@ class ExecutorGroup {
     return future;
   }
 
-  // Posts a raw message to `shard`'s inbox (any non-executor thread): the
-  // allocation-free path. Blocks while the inbox is full. False when the
+  // Posts a raw message to `shard`'s inbox (any thread): the
+  // allocation-free path. Blocks while the inbox is full, except on an
+  // executor thread (scheduler/message.h says why). False when the
   // group has stopped; the caller still owns msg.arg then.
   [[nodiscard]] bool Post(uint32_t shard, const Message& msg) {
     assert(shard < shard_count_);

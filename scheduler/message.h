@@ -8,7 +8,10 @@
 //
 // MessageInbox is the bounded multi-producer inbox used by threads that are
 // not executors (the embedding application's threads). It uses a mutex; a
-// producer that finds it full waits until the executor drains it.
+// producer that finds it full waits until the executor drains it, unless it
+// is itself an executor (a callback posting its next request): an executor
+// that waited for an inbox only it, or an executor waiting on it, can drain
+// would hang, so it queues past the bound instead.
 #pragma once
 
 #include <cassert>
@@ -33,14 +36,17 @@ class MessageInbox {
  public:
   static constexpr uint32_t kCapacity = 1024;
 
-  // Blocks while the inbox is full. Returns false (and keeps `msg`, which the
-  // caller must drop) when the inbox is closed. Calls `wake()` after queueing,
-  // still under the lock, so that no wake-up can follow Close().
+  // Blocks while the inbox is full, if `may_wait`; otherwise queues past
+  // kCapacity. Returns false (and keeps `msg`, which the caller must drop)
+  // when the inbox is closed. Calls `wake()` after queueing, still under the
+  // lock, so that no wake-up can follow Close().
   template <typename WakeFn>
-  [[nodiscard]] bool Push(const Message& msg, WakeFn wake) {
+  [[nodiscard]] bool Push(const Message& msg, bool may_wait, WakeFn wake) {
     assert(msg.run != nullptr && msg.drop != nullptr);
     std::unique_lock<std::mutex> lock(mu_);
-    not_full_.wait(lock, [this] { return closed_ || messages_.size() < kCapacity; });
+    if (may_wait) {
+      not_full_.wait(lock, [this] { return closed_ || messages_.size() < kCapacity; });
+    }
     if (closed_) return false;
     messages_.push_back(msg);
     wake();

@@ -11,19 +11,28 @@
 // write_batch.h). Each shard has its own log, index and group commit.
 //
 // Three forms of every operation:
-//   * Blocking (Put, Get, ...): safe from any thread that is not one of this
-//     engine's executors (another engine's will do). They return when the
-//     operation is complete. On this engine's own threads they would wait
-//     for themselves, so they return InvalidArgument (Stats, which has no
-//     error to return, aborts with a message, as the destructor does).
-//   * Asynchronous (PutAsync, ...): return at once; `done` runs later on the
-//     shard's executor thread and must not block. Keys, values and batches
+//   * Blocking (Put, Get, ...): safe from any thread that is not an executor
+//     (of this engine or another). They return when the operation is
+//     complete. On an executor they could wait for themselves, or for an
+//     engine whose callbacks block on this one, so they return
+//     InvalidArgument (Stats, which has no error to return, aborts with a
+//     message, as the destructor does).
+//   * Asynchronous (PutAsync, ...): return at once, from any thread
+//     (callbacks included: they never wait for room in a full inbox);
+//     `done` runs later on the shard's executor thread and must not block. Keys, values and batches
 //     are copied (into pooled buffers) before the call returns.
 //   * Coroutine (CoPut, ...): for code that runs on the engine's executors
 //     (see Spawn), as Glommio applications do. Await them directly
 //     (`co_await db.CoPut(...)`) so that the argument views outlive the call.
 //     Anywhere else (another engine's executors included) they return
 //     InvalidArgument.
+//
+// Order: a thread's blocking and asynchronous calls to a shard take effect
+// in the order it made them (a later Get sees an earlier PutAsync's write).
+// A task's awaited coroutine calls take effect in the order it awaits them.
+// Between a task's asynchronous and coroutine calls there is no order: a
+// CoPut may land before a PutAsync made just before it, so await the
+// callback first.
 //
 // No exception crosses this API. Every error is a Status naming its cause.
 #pragma once
@@ -120,7 +129,7 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // ---- Blocking forms (any thread but this engine's executors).
+  // ---- Blocking forms (any thread but an executor's).
   virtual Status Put(const WriteOptions& options, std::string_view key, std::string_view value) = 0;
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
   // Atomic; all keys must share a shard (see write_batch.h).

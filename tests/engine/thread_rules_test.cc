@@ -1,16 +1,21 @@
 // Where each form of the API may run (include/dmalog/engine.h): a blocking
-// call on one of the engine's own threads would wait for itself, so it gets
+// call on an executor thread could wait for itself (its own engine's) or
+// for an engine whose callbacks block on this one (another's), so it gets
 // InvalidArgument instead of a hang; a coroutine form anywhere but on the
 // engine's own threads would reach a shard from the wrong thread, so it gets
-// InvalidArgument too. Another engine's threads are "a thread of your own".
+// InvalidArgument too; an asynchronous form works anywhere.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dmalog/engine.h"
+#include "scheduler/message.h"
 #include "tests/engine/engine_fault_util.h"
 #include "tests/test_util.h"
 
@@ -35,12 +40,12 @@ std::vector<Status> BlockingCalls(Engine* db) {
   return out;
 }
 
-void ExpectRefusedOnOwnThread(const std::vector<Status>& results) {
+void ExpectRefusedOnExecutorThread(const std::vector<Status>& results) {
   // The batch's own Put (index 2) is not an engine call.
   for (size_t i = 0; i < results.size(); ++i) {
     if (i == 2) continue;
     EXPECT_TRUE(results[i].IsInvalidArgument()) << i << ": " << results[i].ToString();
-    EXPECT_NE(results[i].ToString().find("own threads"), std::string::npos)
+    EXPECT_NE(results[i].ToString().find("executor thread"), std::string::npos)
         << results[i].ToString();
   }
 }
@@ -55,7 +60,7 @@ TEST(ThreadRulesTest, BlockingCallsInACallbackAreRefused) {
     EXPECT_OK(s);
     results.set_value(BlockingCalls(engine));
   });
-  ExpectRefusedOnOwnThread(results.get_future().get());
+  ExpectRefusedOnExecutorThread(results.get_future().get());
   EXPECT_EQ(db->Get("first").value(), "v") << "the engine still works";
   EXPECT_OK(db->Close());
 }
@@ -72,28 +77,32 @@ TEST(ThreadRulesTest, BlockingCallsInASpawnedTaskAreRefused) {
   for (uint32_t shard = 0; shard < db->shard_count(); ++shard) {
     std::promise<std::vector<Status>> results;
     ASSERT_OK(db->Spawn(shard, BlockingCallsInATask(db.get(), &results)));
-    ExpectRefusedOnOwnThread(results.get_future().get());
+    ExpectRefusedOnExecutorThread(results.get_future().get());
   }
   EXPECT_OK(db->Close());
 }
 
-// Engine `other`'s threads are not `db`'s: the blocking forms work there.
-TEST(ThreadRulesTest, AnotherEnginesThreadsMayBlockOnThisEngine) {
+// Another engine's threads refuse the blocking forms too (two engines
+// whose callbacks block on each other would hang); the asynchronous forms
+// work there.
+TEST(ThreadRulesTest, AnotherEnginesThreadsUseTheAsynchronousForms) {
   testing::TestDir dir;
   auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 2));
   auto other = OpenOrFail(SmallDbOptions(dir.File("other"), 2));
   ASSERT_NE(db, nullptr);
   ASSERT_NE(other, nullptr);
-  std::promise<std::string> got;
+  std::promise<std::vector<Status>> blocking;
+  std::promise<Status> async;
   Engine* engine = db.get();
-  other->PutAsync({}, "x", "y", [engine, &got](Status s) {
+  other->PutAsync({}, "x", "y", [engine, &blocking, &async](Status s) {
     EXPECT_OK(s);
-    Status put = engine->Put({}, "k", "from another engine's thread");
-    if (!put.ok()) return got.set_value(put.ToString());
-    Result<std::string> v = engine->Get("k");
-    got.set_value(v.ok() ? *v : v.status().ToString());
+    blocking.set_value(BlockingCalls(engine));
+    engine->PutAsync({}, "k", "from another engine's thread",
+                     [&async](Status put) { async.set_value(put); });
   });
-  EXPECT_EQ(got.get_future().get(), "from another engine's thread");
+  ExpectRefusedOnExecutorThread(blocking.get_future().get());
+  EXPECT_OK(async.get_future().get());
+  EXPECT_EQ(db->Get("k").value(), "from another engine's thread");
   EXPECT_OK(other->Close());
   EXPECT_OK(db->Close());
 }
@@ -128,6 +137,54 @@ TEST(ThreadRulesTest, CoroutineFormsOnAnotherEnginesThreadsAreRefused) {
   EXPECT_OK(db->Close());
 }
 
+// A callback's next request never waits for room in a full inbox: the
+// executor running the callback is the one that would have to drain it.
+TEST(ThreadRulesTest, ACallbackPostsIntoAFullInboxWithoutWaiting) {
+  testing::TestDir dir;
+  auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 1));
+  ASSERT_NE(db, nullptr);
+  Engine* engine = db.get();
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Status> posted;
+  std::promise<void> holding;
+  db->PutAsync({}, "held", "v", [engine, released, &holding, &posted](Status s) {
+    EXPECT_OK(s);
+    holding.set_value();
+    released.wait();  // The executor is held here while the inbox fills.
+    engine->PutAsync({}, "next", "v", [&posted](Status s2) { posted.set_value(s2); });
+  });
+  holding.get_future().wait();
+  // Posted from a thread of our own, which waits once the inbox is full.
+  constexpr int kGets = static_cast<int>(sched::MessageInbox::kCapacity) + 16;
+  std::atomic<int> gets_posted{0};
+  std::atomic<int> gets_done{0};
+  std::thread poster([&] {
+    for (int i = 0; i < kGets; ++i) {
+      engine->GetAsync("held", [&gets_done](Result<std::string>) { gets_done.fetch_add(1); });
+      gets_posted.fetch_add(1, std::memory_order_release);
+    }
+  });
+  // Nearly full (other messages may share the inbox), then full.
+  constexpr int kNearlyFull = static_cast<int>(sched::MessageInbox::kCapacity) - 8;
+  constexpr int kFullWaitsMax = 30000;  // 1 ms each.
+  for (int waits = 0;
+       gets_posted.load(std::memory_order_acquire) < kNearlyFull && waits < kFullWaitsMax;
+       ++waits) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_LT(gets_posted.load(), kGets) << "the inbox never filled";
+  release.set_value();
+  std::future<Status> next = posted.get_future();
+  ASSERT_EQ(next.wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the callback's PutAsync waited for an inbox only its own executor drains";
+  EXPECT_OK(next.get());
+  poster.join();
+  EXPECT_OK(db->Close());
+  EXPECT_EQ(gets_done.load(), kGets);
+}
+
 TEST(ThreadRulesDeathTest, StatsInACallbackAbortsWithAMessage) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   testing::TestDir dir;
@@ -140,7 +197,7 @@ TEST(ThreadRulesDeathTest, StatsInACallbackAbortsWithAMessage) {
         db->PutAsync({}, "k", "v", [engine](Status) { engine->Stats(); });
         never.get_future().wait();
       },
-      "Stats was called on one of the engine's own threads");
+      "Stats was called on an executor thread");
 }
 
 }  // namespace
