@@ -192,6 +192,8 @@ Task<void> Shard::DrainStalled(Shard* shard) {
     ++shard->stalled_out_;
     assert(shard->stalled_out_ <= shard->stalled_in_);
     shard->unstalled_.NotifyAll();
+    // A long queue (each step cheap) must not hold the queue's time slice.
+    co_await sched::maybe_yield();
   }
   assert(!shard->HasStalled());
   shard->draining_ = false;
