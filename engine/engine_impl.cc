@@ -78,6 +78,9 @@ EngineImpl::EngineImpl(const Options& options, io::DirectoryLock lock, uint32_t 
                                                            : 0) {}
 
 Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options, const EngineHooks& hooks) {
+  // Recovery would hold that executor for the whole open, and the engine
+  // could then only be closed there, which Close refuses.
+  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Open"));
   DMALOG_RETURN_IF_ERROR(ValidateOptions(options));
   Result<bool> exists = io::PathExists(options.db_path);
   if (!exists.ok()) return exists.status();
@@ -230,7 +233,7 @@ bool EngineImpl::OnOwnThread() const noexcept {
   return executor != nullptr && executor->group() == group_.get();
 }
 
-Status EngineImpl::CheckBlockingAllowed(std::string_view call) const {
+Status EngineImpl::CheckBlockingAllowed(std::string_view call) {
   // Any engine's executor, not only this one's: on its own, a blocking call
   // waits for itself; on another engine's, two callbacks that each block on
   // the other's engine wait for each other, and neither check could see it.

@@ -63,7 +63,7 @@ class EngineImpl final : public Engine {
   // InvalidArgument for a blocking `call` made on any executor thread (of
   // this engine: it would wait for itself; of another: a cycle of engines
   // blocking on each other would hang); OK elsewhere.
-  Status CheckBlockingAllowed(std::string_view call) const;
+  static Status CheckBlockingAllowed(std::string_view call);
   // InvalidArgument for a coroutine-form `call` made anywhere but on this
   // engine's threads (it reaches the shards through the current executor).
   Status CheckCoroutineAllowed(std::string_view call) const;

@@ -122,7 +122,8 @@ class Engine {
   // Opens or creates the database in options.db_path, recovering every
   // shard in parallel. Errors name the cause: "database DIR is locked by pid
   // N", a corrupt segment with its offset, a missing O_DIRECT with
-  // require_direct_io, and so on.
+  // require_direct_io, and so on. A blocking call: InvalidArgument on an
+  // executor thread.
   static Result<std::unique_ptr<Engine>> Open(const Options& options);
 
   virtual ~Engine() = default;

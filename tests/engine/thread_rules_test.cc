@@ -185,6 +185,25 @@ TEST(ThreadRulesTest, ACallbackPostsIntoAFullInboxWithoutWaiting) {
   EXPECT_EQ(gets_done.load(), kGets);
 }
 
+// Opening a second engine in a callback would hold the executor for the
+// whole recovery, and that engine could only be closed there: refused.
+TEST(ThreadRulesTest, OpenInACallbackIsRefused) {
+  testing::TestDir dir;
+  auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 1));
+  ASSERT_NE(db, nullptr);
+  std::promise<Status> opened;
+  const Options other = SmallDbOptions(dir.File("other"), 1);
+  db->PutAsync({}, "k", "v", [&other, &opened](Status s) {
+    EXPECT_OK(s);
+    opened.set_value(Engine::Open(other).status());
+  });
+  const Status s = opened.get_future().get();
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.ToString().find("Open was called on an executor thread"), std::string::npos)
+      << s.ToString();
+  EXPECT_OK(db->Close());
+}
+
 TEST(ThreadRulesDeathTest, StatsInACallbackAbortsWithAMessage) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   testing::TestDir dir;
