@@ -82,19 +82,24 @@ TEST(ThreadRulesTest, BlockingCallsInASpawnedTaskAreRefused) {
   EXPECT_OK(db->Close());
 }
 
+// Two engines in one test folder.
+struct TwoEngines {
+  bool ok() const { return db != nullptr && other != nullptr; }
+  testing::TestDir dir;
+  std::unique_ptr<Engine> db = OpenOrFail(SmallDbOptions(dir.File("db"), 2));
+  std::unique_ptr<Engine> other = OpenOrFail(SmallDbOptions(dir.File("other"), 2));
+};
+
 // Another engine's threads refuse the blocking forms too (two engines
 // whose callbacks block on each other would hang); the asynchronous forms
 // work there.
 TEST(ThreadRulesTest, AnotherEnginesThreadsUseTheAsynchronousForms) {
-  testing::TestDir dir;
-  auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 2));
-  auto other = OpenOrFail(SmallDbOptions(dir.File("other"), 2));
-  ASSERT_NE(db, nullptr);
-  ASSERT_NE(other, nullptr);
+  TwoEngines engines;
+  ASSERT_TRUE(engines.ok());
   std::promise<std::vector<Status>> blocking;
   std::promise<Status> async;
-  Engine* engine = db.get();
-  other->PutAsync({}, "x", "y", [engine, &blocking, &async](Status s) {
+  Engine* engine = engines.db.get();
+  engines.other->PutAsync({}, "x", "y", [engine, &blocking, &async](Status s) {
     EXPECT_OK(s);
     blocking.set_value(BlockingCalls(engine));
     engine->PutAsync({}, "k", "from another engine's thread",
@@ -102,9 +107,9 @@ TEST(ThreadRulesTest, AnotherEnginesThreadsUseTheAsynchronousForms) {
   });
   ExpectRefusedOnExecutorThread(blocking.get_future().get());
   EXPECT_OK(async.get_future().get());
-  EXPECT_EQ(db->Get("k").value(), "from another engine's thread");
-  EXPECT_OK(other->Close());
-  EXPECT_OK(db->Close());
+  EXPECT_EQ(engines.db->Get("k").value(), "from another engine's thread");
+  EXPECT_OK(engines.other->Close());
+  EXPECT_OK(engines.db->Close());
 }
 
 // Awaits `db`'s coroutine forms from a task of another engine.
@@ -119,22 +124,19 @@ Task<void> CoroutineFormsOfAnotherEngine(Engine* db, std::promise<std::vector<St
 }
 
 TEST(ThreadRulesTest, CoroutineFormsOnAnotherEnginesThreadsAreRefused) {
-  testing::TestDir dir;
-  auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 2));
-  auto other = OpenOrFail(SmallDbOptions(dir.File("other"), 2));
-  ASSERT_NE(db, nullptr);
-  ASSERT_NE(other, nullptr);
+  TwoEngines engines;
+  ASSERT_TRUE(engines.ok());
   std::promise<std::vector<Status>> results;
-  ASSERT_OK(other->Spawn(0, CoroutineFormsOfAnotherEngine(db.get(), &results)));
+  ASSERT_OK(engines.other->Spawn(0, CoroutineFormsOfAnotherEngine(engines.db.get(), &results)));
   const std::vector<Status> got = results.get_future().get();
   ASSERT_EQ(got.size(), 4u);
   for (const Status& s : got) {
     EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
     EXPECT_NE(s.ToString().find("Spawn"), std::string::npos) << s.ToString();
   }
-  EXPECT_TRUE(db->Get("k").status().IsNotFound()) << "nothing was written";
-  EXPECT_OK(other->Close());
-  EXPECT_OK(db->Close());
+  EXPECT_TRUE(engines.db->Get("k").status().IsNotFound()) << "nothing was written";
+  EXPECT_OK(engines.other->Close());
+  EXPECT_OK(engines.db->Close());
 }
 
 // A callback's next request never waits for room in a full inbox: the
