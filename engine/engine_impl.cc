@@ -135,6 +135,7 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
     if (!b.ok()) return b.status();
     foreground_queue_.push_back(*f);
     background_queue_.push_back(*b);
+    all_shards_.push_back(i);
   }
   return Status::OK();
 }
@@ -327,72 +328,6 @@ Result<std::string> EngineImpl::Get(std::string_view key) {
   return PostGetAndWait(*group_, i, request, caller_wait_);
 }
 
-Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
-  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Scan"));
-  const OpGate::Pass pass = gate_.Enter();
-  if (!pass) return Closed();
-  std::vector<std::future<Result<std::vector<KeyValue>>>> parts;
-  for (uint32_t i = 0; i < shard_count_; ++i) {
-    Shard* shard = shards_[i].get();
-    parts.push_back(group_->submit_to(
-        i, [shard, o] { return shard->Scan(o.from, o.to, o.max_keys); }, foreground_queue_[i]));
-  }
-  std::vector<KeyValue> merged;
-  for (auto& part : parts) {
-    Result<std::vector<KeyValue>> kvs = part.get();
-    if (!kvs.ok()) return kvs.status();
-    std::vector<KeyValue> next;
-    next.reserve(merged.size() + kvs->size());
-    std::merge(std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end()),
-               std::make_move_iterator(kvs->begin()), std::make_move_iterator(kvs->end()),
-               std::back_inserter(next),
-               [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
-    merged = std::move(next);
-  }
-  if (merged.size() > o.max_keys) merged.resize(o.max_keys);
-  return merged;
-}
-
-Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
-  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Tail"));
-  const OpGate::Pass pass = gate_.Enter();
-  if (!pass) return Closed();
-  if (o.shard >= shard_count_) {
-    return Status::InvalidArgument("shard " + std::to_string(o.shard) +
-                                   " does not exist; the "
-                                   "database has " +
-                                   std::to_string(shard_count_) + " shards");
-  }
-  Shard* shard = shards_[o.shard].get();
-  return RunOn(*group_, o.shard, foreground_queue_[o.shard],
-               [shard, o] { return shard->Tail(o.from_sequence, o.max_records); });
-}
-
-Status EngineImpl::Sync() {
-  DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed("Sync"));
-  const OpGate::Pass pass = gate_.Enter();
-  if (!pass) return Closed();
-  // Posted after every write this caller saw acknowledged (each inbox is
-  // FIFO), so those writes are queued or durable when each shard syncs.
-  std::vector<std::future<Status>> syncing;
-  for (uint32_t i = 0; i < shard_count_; ++i) {
-    Shard* shard = shards_[i].get();
-    syncing.push_back(group_->submit_to(
-        i, [shard] { return shard->Sync(); }, foreground_queue_[i]));
-  }
-  Status first_error;
-  for (std::future<Status>& f : syncing) {
-    Status s = f.get();
-    if (!s.ok() && first_error.ok()) first_error = std::move(s);
-  }
-  // A sync=false write's error, if one came back since the last call. When
-  // a shard failed, its own error names the same cause.
-  Status deferred = deferred_errors_.Take();
-  if (first_error.ok()) return deferred;
-  deferred.IgnoreError();
-  return first_error;
-}
-
 void EngineImpl::PutAsync(const WriteOptions& o, std::string_view key, std::string_view value,
                           StatusCallback done) {
   WriteAsyncTo(o, ShardOf(key), format::kPutType, key, value, 1, std::move(done));
@@ -482,10 +417,7 @@ Status EngineImpl::Spawn(uint32_t shard, Task<void> task) {
   const OpGate::Pass pass = gate_.Enter();  // Until the task is queued.
   if (!pass) return Closed();
   if (shard >= shard_count_) return Status::InvalidArgument("no shard " + std::to_string(shard));
-  auto holder = std::make_shared<Task<void>>(std::move(task));
-  const sched::QueueId q = foreground_queue_[shard];
-  group_->submit_to(
-      shard, [holder, q] { sched::Executor::Current()->Spawn(q, std::move(*holder)); }, q);
+  if (!group_->PostTask(shard, std::move(task), foreground_queue_[shard])) return Closed();
   return Status::OK();
 }
 

@@ -39,12 +39,20 @@ class EngineImpl final : public Engine {
   void WriteAsync(const WriteOptions& options, const WriteBatch& batch,
                   StatusCallback done) override;
   void GetAsync(std::string_view key, GetCallback done) override;
+  void ScanAsync(const ScanOptions& options, ScanCallback done) override;
+  void TailAsync(const TailOptions& options, TailCallback done) override;
+  void SyncAsync(StatusCallback done) override;
+  void StatsAsync(StatsCallback done) override;
 
   Task<Status> CoPut(const WriteOptions& options, std::string_view key,
                      std::string_view value) override;
   Task<Status> CoDelete(const WriteOptions& options, std::string_view key) override;
   Task<Status> CoWrite(const WriteOptions& options, const WriteBatch& batch) override;
   Task<Result<std::string>> CoGet(std::string_view key) override;
+  Task<Result<std::vector<KeyValue>>> CoScan(const ScanOptions& options) override;
+  Task<Result<std::vector<LogRecord>>> CoTail(const TailOptions& options) override;
+  Task<Status> CoSync() override;
+  Task<Result<EngineStats>> CoStats() override;
   Status Spawn(uint32_t shard, Task<void> task) override;
 
   uint32_t shard_count() const noexcept override { return shard_count_; }
@@ -73,6 +81,9 @@ class EngineImpl final : public Engine {
                     std::string_view key, std::string_view value, uint32_t entries,
                     StatusCallback done);
 
+  // What Stats reports with no shard to ask (the engine is closed).
+  EngineStats BaseStats() const;
+
   const Options options_;
   io::DirectoryLock lock_;
   const uint32_t shard_count_;
@@ -82,6 +93,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<sched::ExecutorGroup> group_;
   std::vector<sched::QueueId> foreground_queue_;
   std::vector<sched::QueueId> background_queue_;
+  std::vector<uint32_t> all_shards_;  // 0 .. shard_count_ - 1, for FanOut.
   // shards_[i] lives on executor i and is only touched there.
   std::vector<std::unique_ptr<Shard>> shards_;
   std::mutex close_mu_;  // Held for the whole of Close.

@@ -2,11 +2,15 @@
 // report `dmalog stats` prints.
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <memory>
 #include <string>
 
 #include "dmalog/engine.h"
 #include "engine/engine_impl.h"
+#include "engine/fan_out.h"
 #include "engine/shard.h"
+#include "scheduler/callback_awaitable.h"
 #include "scheduler/executor.h"
 #include "scheduler/executor_group.h"
 
@@ -68,37 +72,75 @@ std::string EngineStats::ToString() const {
 
 namespace engine {
 
-EngineStats EngineImpl::Stats() {
+namespace {
+
+// One shard's part of EngineStats, taken on its executor.
+struct ShardPart {
+  ShardStats stats;
+  std::string io_backend;
+  std::string io_fallback;
+};
+
+Task<Result<ShardPart>> TakeShardPart(const Shard* shard) {
+  const sched::ExecutorStats executor = sched::Executor::Current()->Snapshot();
+  co_return ShardPart{shard->Stats(), executor.backend_description, executor.fallback_reason};
+}
+
+}  // namespace
+
+EngineStats EngineImpl::BaseStats() const {
   EngineStats stats;
   stats.db_path = options_.db_path;
   stats.segment_size_bytes = segment_size_bytes_;
+  return stats;
+}
+
+void EngineImpl::StatsAsync(StatsCallback done) {
+  OpGate::Pass pass = gate_.Enter();  // Until `done` returns (fan_out.h).
+  if (!pass) return done(BaseStats());
+  auto assemble = [stats = BaseStats(),
+                   done = std::move(done)](std::vector<Result<ShardPart>> parts) mutable {
+    for (Result<ShardPart>& part : parts) {
+      if (!part.ok()) continue;  // Aborted: the engine closed first.
+      if (stats.io_backend.empty()) {
+        stats.io_backend = std::move(part->io_backend);
+        stats.io_fallback = std::move(part->io_fallback);
+      }
+      stats.shards.push_back(std::move(part->stats));
+    }
+    if (!stats.shards.empty()) {
+      stats.direct_io = stats.shards[0].direct_io;
+      stats.write_alignment_bytes = stats.shards[0].write_alignment_bytes;
+    }
+    done(std::move(stats));
+  };
+  auto make_for = [this](uint32_t i) {
+    const Shard* shard = shards_[i].get();
+    return [shard] { return TakeShardPart(shard); };
+  };
+  FanOut<Result<ShardPart>>(*group_, all_shards_, foreground_queue_, make_for, std::move(assemble),
+                            std::move(pass));
+}
+
+EngineStats EngineImpl::Stats() {
   if (sched::Executor::Current() != nullptr) {
     // Stats has no error to return, and would wait for itself here.
     std::fprintf(stderr,
                  "dmalog: Engine::Stats was called on an executor thread (in a callback or a "
-                 "coroutine of a dmalog engine); call it from a thread of your own\n");
+                 "coroutine of a dmalog engine); call it from a thread of your own, or use "
+                 "StatsAsync or CoStats\n");
     std::abort();
   }
-  const OpGate::Pass pass = gate_.Enter();
-  if (!pass) return stats;
-  Result<sched::ExecutorStats> ex = group_->Stats(0);
-  if (ex.ok()) {
-    stats.io_backend = ex->backend_description;
-    stats.io_fallback = ex->fallback_reason;
-  }
-  for (uint32_t i = 0; i < shard_count_; ++i) {
-    Shard* shard = shards_[i].get();
-    Result<ShardStats> s = group_
-                               ->submit_to(
-                                   i, [shard] { return shard->Stats(); }, foreground_queue_[i])
-                               .get();
-    if (s.ok()) stats.shards.push_back(*s);
-  }
-  if (!stats.shards.empty()) {
-    stats.direct_io = stats.shards[0].direct_io;
-    stats.write_alignment_bytes = stats.shards[0].write_alignment_bytes;
-  }
-  return stats;
+  auto promise = std::make_shared<std::promise<EngineStats>>();
+  std::future<EngineStats> future = promise->get_future();
+  StatsAsync([promise](EngineStats stats) { promise->set_value(std::move(stats)); });
+  return future.get();
+}
+
+Task<Result<EngineStats>> EngineImpl::CoStats() {
+  if (Status s = CheckCoroutineAllowed("CoStats"); !s.ok()) co_return s;
+  co_return co_await sched::AwaitCallback<EngineStats>(
+      [this](StatsCallback done) { StatsAsync(std::move(done)); });
 }
 
 }  // namespace engine

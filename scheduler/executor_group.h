@@ -80,6 +80,16 @@ class ExecutorGroup {
     return PushFromOutside(shard, msg);
   }
 
+  // Runs `task` detached on `shard` in `queue` (any thread; never waits on
+  // an executor thread, as Post). False when the group has stopped: the
+  // task was destroyed without running.
+  [[nodiscard]] bool PostTask(uint32_t shard, Task<void> task, QueueId queue) {
+    const Message msg{&detail::RunCall, &detail::DropCall, task.Release().address(), queue};
+    if (Post(shard, msg)) return true;
+    msg.drop(msg.arg);
+    return false;
+  }
+
   // Adds a task queue on `shard`.
   Result<QueueId> CreateQueue(uint32_t shard, const QueueOptions& options);
   // A snapshot of `shard`'s stats, taken on its thread.

@@ -10,20 +10,25 @@
 // A key's shard is chosen by hashing the key, or its "{hash tag}" (see
 // write_batch.h). Each shard has its own log, index and group commit.
 //
-// Three forms of every operation:
+// Three forms of every operation but Open and Close:
 //   * Blocking (Put, Get, ...): safe from any thread that is not an executor
 //     (of this engine or another). They return when the operation is
 //     complete. On an executor they could wait for themselves, or for an
 //     engine whose callbacks block on this one, so they return
 //     InvalidArgument (Stats, which has no error to return, aborts with a
 //     message, as the destructor does).
-//   * Asynchronous (PutAsync, ...): return at once, from any thread
-//     (callbacks included: they never wait for room in a full inbox);
-//     `done` runs later on the shard's executor thread and must not block. Keys, values and batches
+//   * Asynchronous (PutAsync, ScanAsync, ...): return at once, from any
+//     thread (callbacks included: they never wait for room in a full
+//     inbox); `done` runs later on an executor thread (the key's shard's,
+//     or for a call that spans shards, the one that finished last) and
+//     must not block. Keys, values and batches
 //     are copied (into pooled buffers) before the call returns.
 //   * Coroutine (CoPut, ...): for code that runs on the engine's executors
 //     (see Spawn), as Glommio applications do. Await them directly
 //     (`co_await db.CoPut(...)`) so that the argument views outlive the call.
+//     Pass options as named objects, not `{}`: GCC 12 destroys a braced
+//     temporary argument of a co_await expression twice (seen with a
+//     ScanOptions in tests/engine/thread_rules_test.cc).
 //     Anywhere else (another engine's executors included) they return
 //     InvalidArgument.
 //
@@ -137,7 +142,8 @@ class Engine {
   virtual Status Write(const WriteOptions& options, const WriteBatch& batch) = 0;
   // NotFound when the key is absent or deleted.
   virtual Result<std::string> Get(std::string_view key) = 0;
-  // Keys in order across all shards.
+  // Keys in order across all shards: each shard reads up to max_keys of
+  // its keys in [from, to), and a k-way merge keeps the first max_keys.
   virtual Result<std::vector<KeyValue>> Scan(const ScanOptions& options) = 0;
   // A shard's records in log order.
   virtual Result<std::vector<LogRecord>> Tail(const TailOptions& options) = 0;
@@ -169,6 +175,17 @@ class Engine {
   virtual void WriteAsync(const WriteOptions& options, const WriteBatch& batch,
                           StatusCallback done) = 0;
   virtual void GetAsync(std::string_view key, GetCallback done) = 0;
+  // The calls that span shards run on every shard at once; `done` runs on
+  // the executor of the shard that finished last. Close waits for them.
+  using ScanCallback = std::function<void(Result<std::vector<KeyValue>>)>;
+  using TailCallback = std::function<void(Result<std::vector<LogRecord>>)>;
+  using StatsCallback = std::function<void(EngineStats)>;
+  virtual void ScanAsync(const ScanOptions& options, ScanCallback done) = 0;
+  virtual void TailAsync(const TailOptions& options, TailCallback done) = 0;
+  virtual void SyncAsync(StatusCallback done) = 0;
+  virtual void StatsAsync(StatsCallback done) = 0;
+  // Close has no asynchronous form: it stops the executors a callback would
+  // run on. Call it from a thread of your own.
 
   // ---- Coroutine forms (only on this engine's executor threads).
   virtual Task<Status> CoPut(const WriteOptions& options, std::string_view key,
@@ -176,6 +193,12 @@ class Engine {
   virtual Task<Status> CoDelete(const WriteOptions& options, std::string_view key) = 0;
   virtual Task<Status> CoWrite(const WriteOptions& options, const WriteBatch& batch) = 0;
   virtual Task<Result<std::string>> CoGet(std::string_view key) = 0;
+  // These resume the awaiting task on its own executor once every shard
+  // they span has answered.
+  virtual Task<Result<std::vector<KeyValue>>> CoScan(const ScanOptions& options) = 0;
+  virtual Task<Result<std::vector<LogRecord>>> CoTail(const TailOptions& options) = 0;
+  virtual Task<Status> CoSync() = 0;
+  virtual Task<Result<EngineStats>> CoStats() = 0;
   // Runs `task` on shard `shard`'s executor, in its foreground queue.
   virtual Status Spawn(uint32_t shard, Task<void> task) = 0;
 

@@ -59,7 +59,7 @@ struct Seen {
 void CallUntilAborted(Engine& db, int t, Seen& seen, std::atomic<int>& in_flight) {
   for (int i = 0; i < kOpsPerThreadMax; ++i) {
     Status s;
-    switch ((i + t) % 6) {
+    switch ((i + t) % 7) {
       case 0:
       case 1:
         s = db.Put(WriteOptions{.sync = i % 4 != 1}, Key(t, i), Value(t, i));
@@ -86,13 +86,27 @@ void CallUntilAborted(Engine& db, int t, Seen& seen, std::atomic<int>& in_flight
         s = v.ok() || v.status().IsNotFound() ? Status::OK() : v.status();
         break;
       }
-      default: {
+      case 5: {
         Result<std::vector<KeyValue>> kvs =
             db.Scan(ScanOptions{.from = Key(t, 0), .to = "", .max_keys = 10});
         s = kvs.ok() ? Status::OK() : kvs.status();
         (void)db.Stats();
         break;
       }
+      default:  // The calls that span shards, asynchronously: Close waits for them.
+        if (in_flight.load() >= kAsyncInFlightMax) continue;
+        in_flight.fetch_add(3);
+        db.ScanAsync(ScanOptions{.from = Key(t, 0), .to = "", .max_keys = 10},
+                     [&seen, &in_flight](Result<std::vector<KeyValue>> kvs) {
+                       seen.Check(kvs.status(), "ScanAsync");
+                       in_flight.fetch_sub(1);
+                     });
+        db.SyncAsync([&seen, &in_flight](Status st) {
+          seen.Check(st, "SyncAsync");
+          in_flight.fetch_sub(1);
+        });
+        db.StatsAsync([&in_flight](EngineStats /*stats*/) { in_flight.fetch_sub(1); });
+        break;
     }
     seen.Check(s, "call");
     if (s.IsAborted()) return;
