@@ -11,7 +11,6 @@
 #include "engine/manifest.h"
 #include "engine/record.h"
 #include "engine/request_path.h"
-#include "scheduler/submit.h"
 
 namespace dmalog {
 
@@ -366,51 +365,30 @@ void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
   PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done), &request_pools_);
 }
 
+// The coroutine forms await the asynchronous ones: the same inbox, so a
+// task's asynchronous and coroutine calls keep their order. The views the
+// lambdas hold stay valid while the caller awaits (engine.h).
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
                                std::string_view value) {
-  if (Status s = CheckCoroutineAllowed("CoPut"); !s.ok()) co_return s;
-  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
-  if (!pass) co_return Closed();
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Put(o, key, value);
-  co_return co_await sched::submit_to(
-      i, [shard, o, key, value] { return shard->Put(o, key, value); }, foreground_queue_[i]);
+  return CoroutineForm<Status>("CoPut", [this, o, key, value](StatusCallback done) {
+    PutAsync(o, key, value, std::move(done));
+  });
 }
 
 Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
-  if (Status s = CheckCoroutineAllowed("CoDelete"); !s.ok()) co_return s;
-  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
-  if (!pass) co_return Closed();
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Delete(o, key);
-  co_return co_await sched::submit_to(
-      i, [shard, o, key] { return shard->Delete(o, key); }, foreground_queue_[i]);
+  return CoroutineForm<Status>(
+      "CoDelete", [this, o, key](StatusCallback done) { DeleteAsync(o, key, std::move(done)); });
 }
 
 Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch) {
-  if (Status s = CheckCoroutineAllowed("CoWrite"); !s.ok()) co_return s;
-  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
-  if (!pass) co_return Closed();
-  Result<uint32_t> i = BatchShard(batch);
-  if (!i.ok()) co_return i.status();
-  Shard* shard = shards_[*i].get();
-  const WriteBatch* b = &batch;
-  if (sched::Executor::Current()->shard() == *i) co_return co_await shard->Write(o, b);
-  co_return co_await sched::submit_to(
-      *i, [shard, o, b] { return shard->Write(o, b); }, foreground_queue_[*i]);
+  return CoroutineForm<Status>("CoWrite", [this, o, b = &batch](StatusCallback done) {
+    WriteAsync(o, *b, std::move(done));
+  });
 }
 
 Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
-  if (Status s = CheckCoroutineAllowed("CoGet"); !s.ok()) co_return s;
-  const OpGate::Pass pass = gate_.Enter();  // Held across the awaits.
-  if (!pass) co_return Closed();
-  const uint32_t i = ShardOf(key);
-  Shard* shard = shards_[i].get();
-  if (sched::Executor::Current()->shard() == i) co_return co_await shard->Get(key);
-  co_return co_await sched::submit_to(
-      i, [shard, key] { return shard->Get(key); }, foreground_queue_[i]);
+  return CoroutineForm<Result<std::string>>(
+      "CoGet", [this, key](GetCallback done) { GetAsync(key, std::move(done)); });
 }
 
 Status EngineImpl::Spawn(uint32_t shard, Task<void> task) {

@@ -14,6 +14,7 @@
 #include "engine/request_path.h"
 #include "engine/shard.h"
 #include "io/fs.h"
+#include "scheduler/callback_awaitable.h"
 #include "scheduler/executor_group.h"
 
 namespace dmalog::engine {
@@ -81,6 +82,16 @@ class EngineImpl final : public Engine {
                     std::string_view key, std::string_view value, uint32_t entries,
                     StatusCallback done);
 
+  // A coroutine form: awaits the asynchronous form that `start(done)`
+  // begins, holding a gate pass across the await so that Close waits until
+  // the task has its answer. Checks the thread when first resumed.
+  template <typename R, typename StartFn>
+  Task<R> CoroutineForm(std::string_view call, StartFn start) {
+    if (Status s = CheckCoroutineAllowed(call); !s.ok()) co_return s;
+    const OpGate::Pass pass = gate_.Enter();
+    if (!pass) co_return Closed();
+    co_return co_await sched::AwaitCallback<R>(std::move(start));
+  }
   // What Stats reports with no shard to ask (the engine is closed).
   EngineStats BaseStats() const;
 

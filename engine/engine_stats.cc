@@ -10,7 +10,6 @@
 #include "engine/engine_impl.h"
 #include "engine/fan_out.h"
 #include "engine/shard.h"
-#include "scheduler/callback_awaitable.h"
 #include "scheduler/executor.h"
 #include "scheduler/executor_group.h"
 
@@ -138,9 +137,8 @@ EngineStats EngineImpl::Stats() {
 }
 
 Task<Result<EngineStats>> EngineImpl::CoStats() {
-  if (Status s = CheckCoroutineAllowed("CoStats"); !s.ok()) co_return s;
-  co_return co_await sched::AwaitCallback<EngineStats>(
-      [this](StatsCallback done) { StatsAsync(std::move(done)); });
+  return CoroutineForm<Result<EngineStats>>(
+      "CoStats", [this](StatsCallback done) { StatsAsync(std::move(done)); });
 }
 
 }  // namespace engine

@@ -9,7 +9,6 @@
 
 #include "engine/engine_impl.h"
 #include "engine/fan_out.h"
-#include "scheduler/callback_awaitable.h"
 
 namespace dmalog::engine {
 namespace {
@@ -88,9 +87,8 @@ Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& o) {
 }
 
 Task<Result<std::vector<KeyValue>>> EngineImpl::CoScan(const ScanOptions& o) {
-  if (Status s = CheckCoroutineAllowed("CoScan"); !s.ok()) co_return s;
-  co_return co_await sched::AwaitCallback<Result<std::vector<KeyValue>>>(
-      [this, &o](ScanCallback done) { ScanAsync(o, std::move(done)); });
+  return CoroutineForm<Result<std::vector<KeyValue>>>(
+      "CoScan", [this, &o](ScanCallback done) { ScanAsync(o, std::move(done)); });
 }
 
 // ---- Tail.
@@ -115,9 +113,8 @@ Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
 }
 
 Task<Result<std::vector<LogRecord>>> EngineImpl::CoTail(const TailOptions& o) {
-  if (Status s = CheckCoroutineAllowed("CoTail"); !s.ok()) co_return s;
-  co_return co_await sched::AwaitCallback<Result<std::vector<LogRecord>>>(
-      [this, &o](TailCallback done) { TailAsync(o, std::move(done)); });
+  return CoroutineForm<Result<std::vector<LogRecord>>>(
+      "CoTail", [this, &o](TailCallback done) { TailAsync(o, std::move(done)); });
 }
 
 // ---- Sync.
@@ -155,9 +152,8 @@ Status EngineImpl::Sync() {
 }
 
 Task<Status> EngineImpl::CoSync() {
-  if (Status s = CheckCoroutineAllowed("CoSync"); !s.ok()) co_return s;
-  co_return co_await sched::AwaitCallback<Status>(
-      [this](StatusCallback done) { SyncAsync(std::move(done)); });
+  return CoroutineForm<Status>("CoSync",
+                               [this](StatusCallback done) { SyncAsync(std::move(done)); });
 }
 
 }  // namespace dmalog::engine

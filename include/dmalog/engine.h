@@ -32,12 +32,11 @@
 //     Anywhere else (another engine's executors included) they return
 //     InvalidArgument.
 //
-// Order: a thread's blocking and asynchronous calls to a shard take effect
-// in the order it made them (a later Get sees an earlier PutAsync's write).
-// A task's awaited coroutine calls take effect in the order it awaits them.
-// Between a task's asynchronous and coroutine calls there is no order: a
-// CoPut may land before a PutAsync made just before it, so await the
-// callback first.
+// Order: a thread's calls to a shard take effect in the order it made
+// them, whatever their form: blocking and asynchronous calls from any
+// thread, and on an executor, a task's asynchronous calls and its awaited
+// coroutine calls too (a CoGet after a PutAsync sees its write). Every form
+// reaches the shard through its FIFO inbox.
 //
 // No exception crosses this API. Every error is a Status naming its cause.
 #pragma once
