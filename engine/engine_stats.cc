@@ -117,8 +117,8 @@ void EngineImpl::StatsAsync(StatsCallback done) {
     const Shard* shard = shards_[i].get();
     return [shard] { return TakeShardPart(shard); };
   };
-  FanOut<Result<ShardPart>>(*group_, all_shards_, foreground_queue_, make_for, std::move(assemble),
-                            std::move(pass));
+  FanOut<Result<ShardPart>>(*group_, shards_, all_shards_, foreground_queue_, make_for,
+                            std::move(assemble), std::move(pass));
 }
 
 EngineStats EngineImpl::Stats() {

@@ -3,12 +3,13 @@
 // span shards (Scan, Sync, Stats) and of Tail are built on it, and the
 // blocking and coroutine forms on those.
 //
-// Each part is posted to its shard's inbox, so it takes effect after every
-// request the calling thread posted to that shard before (engine.h's
-// per-thread order). `done` runs on the executor thread of the part that
-// finished last, or inline if the group has stopped. The call's OpGate pass
-// is held until `done` returns: Close waits for the whole operation, so no
-// part can meet a destroyed shard.
+// Each part is posted to its shard's inbox and served there as an
+// OrderedRequest, so it takes effect after every request the calling thread
+// posted to that shard before, and before every later one (engine.h's
+// per-thread order): a scan's snapshot is taken at that point. `done` runs on the executor thread
+// of the part that finished last, or inline if the group has stopped. The call's OpGate pass is
+// held until `done` returns: Close waits for the whole operation, so no part can meet a destroyed
+// shard.
 #pragma once
 
 #include <atomic>
@@ -23,6 +24,8 @@
 #include "dmalog/status.h"
 #include "dmalog/task.h"
 #include "engine/op_gate.h"
+#include "engine/requests.h"
+#include "engine/shard.h"
 #include "scheduler/executor_group.h"
 
 namespace dmalog::engine {
@@ -74,31 +77,59 @@ class State {
   OpGate::Pass pass_;
 };
 
-// One part: runs on its shard. `make` (not a coroutine) builds the task
-// there, so the shard is touched only on its own thread.
+// One part: an OrderedRequest, so that `make()` (a callable returning
+// Task<T>, not a coroutine) runs on its shard at the part's place in the
+// shard's request order; the task it returns then runs in `queue`.
 template <typename T, typename Make>
-Task<void> Part(std::shared_ptr<State<T>> state, uint32_t slot, Make make) {
-  T result = co_await make();
-  state->Arrive(slot, std::move(result));
-}
+struct Part : OrderedRequest {
+  std::shared_ptr<State<T>> state;
+  uint32_t slot = 0;
+  sched::QueueId queue = 0;
+  Make make;
+
+  Part(Shard* target, std::shared_ptr<State<T>> s, uint32_t i, sched::QueueId q, Make m)
+      : state(std::move(s)), slot(i), queue(q), make(std::move(m)) {
+    shard = target;
+    start = &Start;
+  }
+  static void Start(OrderedRequest* request) {
+    std::unique_ptr<Part> self(static_cast<Part*>(request));
+    Task<T> rest = self->make();
+    sched::Executor::Current()->Spawn(self->queue,
+                                      Finish(std::move(self->state), self->slot, std::move(rest)));
+  }
+  static Task<void> Finish(std::shared_ptr<State<T>> state, uint32_t slot, Task<T> rest) {
+    T result = co_await std::move(rest);
+    state->Arrive(slot, std::move(result));
+  }
+  // Messages: run on the shard's executor; dropped if the group stopped
+  // first (the slot is then Aborted).
+  static void Run(sched::Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
+    auto* self = static_cast<Part*>(arg);
+    self->shard->Submit(static_cast<OrderedRequest*>(self));
+  }
+  static void Drop(void* arg) { delete static_cast<Part*>(arg); }
+};
 
 }  // namespace fan_out_detail
 
-// Runs make(shard) -> (callable returning Task<T>) on each of `shards`, in
-// `queues[shard]`, then done(results in the order of `shards`). `pass` must
+// Runs make_for(i)() -> Task<T> on each shard i of `indexes` (shards[i],
+// in queues[i]), then done(results in the order of `indexes`). `pass` must
 // be a granted pass of the calling API call.
 template <typename T, typename MakeFor>
-void FanOut(sched::ExecutorGroup& group, const std::vector<uint32_t>& shards,
-            const std::vector<sched::QueueId>& queues, MakeFor make_for,
-            std::function<void(std::vector<T>)> done, OpGate::Pass pass) {
-  assert(pass && !shards.empty());
+void FanOut(sched::ExecutorGroup& group, const std::vector<std::unique_ptr<Shard>>& shards,
+            const std::vector<uint32_t>& indexes, const std::vector<sched::QueueId>& queues,
+            MakeFor make_for, std::function<void(std::vector<T>)> done, OpGate::Pass pass) {
+  assert(pass && !indexes.empty());
   auto state =
-      std::make_shared<fan_out_detail::State<T>>(shards.size(), std::move(done), std::move(pass));
-  for (uint32_t slot = 0; slot < shards.size(); ++slot) {
-    const uint32_t shard = shards[slot];
+      std::make_shared<fan_out_detail::State<T>>(indexes.size(), std::move(done), std::move(pass));
+  for (uint32_t slot = 0; slot < indexes.size(); ++slot) {
+    const uint32_t i = indexes[slot];
+    using PartT = fan_out_detail::Part<T, decltype(make_for(i))>;
+    auto* part = new PartT(shards[i].get(), state, slot, queues[i], make_for(i));
+    const sched::Message msg{&PartT::Run, &PartT::Drop, part, 0};
     // False when the group stopped: the part is gone, and its slot Aborted.
-    static_cast<void>(group.PostTask(shard, fan_out_detail::Part<T>(state, slot, make_for(shard)),
-                                     queues[shard]));
+    if (!group.Post(i, msg)) msg.drop(msg.arg);
   }
 }
 

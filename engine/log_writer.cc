@@ -342,9 +342,18 @@ void LogWriter::CompleteDurableWaiters() {
   }
 }
 
+uint64_t LogWriter::sync_ticket() const noexcept {
+  return filling_->used_bytes > 0 ? filling_->ticket : filling_->ticket - 1;
+}
+
 Task<Status> LogWriter::Sync() {
-  const uint64_t ticket = filling_->used_bytes > 0 ? filling_->ticket : filling_->ticket - 1;
+  const uint64_t ticket = sync_ticket();
+  // Nothing to wait for: the writer's error, if it has one.
   if (ticket == 0 || (ticket <= durable_ticket_ && !flush_in_flight_)) co_return failed_;
+  co_return co_await SyncTo(ticket);
+}
+
+Task<Status> LogWriter::SyncTo(uint64_t ticket) {
   work_.NotifyAll();
   co_return co_await WaitDurable(ticket);
 }
@@ -403,6 +412,32 @@ std::optional<PendingValue> LogWriter::FindPending(std::string_view key) const {
     }
   }
   return std::nullopt;
+}
+
+std::vector<PendingEntry> LogWriter::PendingInRange(std::string_view from,
+                                                    std::string_view to) const {
+  std::vector<const Entry*> latest;
+  const auto in_range = [&](std::string_view key) {
+    return key >= from && (to.empty() || key < to);
+  };
+  // The filling batch's write to a key is later than the flushing one's.
+  for (const auto& [key, i] : filling_->latest) {
+    if (in_range(key)) latest.push_back(&filling_->entries[i]);
+  }
+  for (const auto& [key, i] : flushing_->latest) {
+    if (in_range(key) && !filling_->latest.contains(key)) {
+      latest.push_back(&flushing_->entries[i]);
+    }
+  }
+  std::sort(latest.begin(), latest.end(),
+            [](const Entry* a, const Entry* b) { return a->key < b->key; });
+  std::vector<PendingEntry> out;
+  out.reserve(latest.size());
+  for (const Entry* e : latest) {
+    out.push_back(PendingEntry{std::string(e->key), e->deleted,
+                               e->deleted ? std::string() : std::string(e->value)});
+  }
+  return out;
 }
 
 const Segment* LogWriter::FindSegment(uint64_t id) const {

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -49,6 +50,13 @@ struct LogWriterOptions {
 struct PendingValue {
   bool deleted = false;
   std::string_view value;  // Valid until the writer next suspends.
+};
+
+// A copy of the latest unflushed write to a key, for a scan's snapshot.
+struct PendingEntry {
+  std::string key;
+  bool deleted = false;
+  std::string value;
 };
 
 // Registered with NotifyWhenDurable: `done` runs on the executor thread
@@ -112,8 +120,17 @@ class LogWriter {
   Task<Status> WaitDurable(uint64_t ticket);
   // Waits until everything appended so far is durable.
   Task<Status> Sync();
+  // What Sync would wait for if called now: the ticket of the last batch
+  // holding a record (0: none yet).
+  uint64_t sync_ticket() const noexcept;
+  // Waits until batch `ticket` (from sync_ticket) is durable: OK once it
+  // is, even if a later flush failed; its error if it failed.
+  Task<Status> SyncTo(uint64_t ticket);
 
   std::optional<PendingValue> FindPending(std::string_view key) const;
+  // The latest unflushed write to each key in [from, to) (to empty: no end),
+  // in key order.
+  std::vector<PendingEntry> PendingInRange(std::string_view from, std::string_view to) const;
   const Segment* FindSegment(uint64_t id) const;
   // Segments in id order (for tail).
   std::vector<const Segment*> Segments() const;

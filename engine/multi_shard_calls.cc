@@ -76,7 +76,7 @@ void EngineImpl::ScanAsync(const ScanOptions& o, ScanCallback done) {
     Shard* shard = shards_[i].get();
     return [shard, o] { return shard->Scan(o.from, o.to, o.max_keys); };
   };
-  FanOut<Part>(*group_, all_shards_, foreground_queue_, make_for, std::move(merge),
+  FanOut<Part>(*group_, shards_, all_shards_, foreground_queue_, make_for, std::move(merge),
                std::move(pass));
 }
 
@@ -103,7 +103,8 @@ void EngineImpl::TailAsync(const TailOptions& o, TailCallback done) {
     Shard* shard = shards_[i].get();
     return [shard, o] { return shard->Tail(o.from_sequence, o.max_records); };
   };
-  FanOut<Part>(*group_, {o.shard}, foreground_queue_, make_for, std::move(one), std::move(pass));
+  FanOut<Part>(*group_, shards_, {o.shard}, foreground_queue_, make_for, std::move(one),
+               std::move(pass));
 }
 
 Result<std::vector<LogRecord>> EngineImpl::Tail(const TailOptions& o) {
@@ -142,7 +143,7 @@ void EngineImpl::SyncAsync(StatusCallback done) {
     Shard* shard = shards_[i].get();
     return [shard] { return shard->Sync(); };
   };
-  FanOut<Status>(*group_, all_shards_, foreground_queue_, make_for, std::move(combine),
+  FanOut<Status>(*group_, shards_, all_shards_, foreground_queue_, make_for, std::move(combine),
                  std::move(pass));
 }
 

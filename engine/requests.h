@@ -25,12 +25,15 @@ class Shard;
 struct WriteRequest;
 struct GetRequest;
 
+struct OrderedRequest;
+
 // A request's place in its shard's stalled queue (Shard::Submit): exactly
-// one of `write` and `get` is set while it waits there.
+// one of `write`, `get` and `ordered` is set while it waits there.
 struct StalledLink {
   StalledLink* next = nullptr;
   WriteRequest* write = nullptr;
   GetRequest* get = nullptr;
+  OrderedRequest* ordered = nullptr;
 };
 
 struct WriteRequest {
@@ -53,6 +56,16 @@ struct GetRequest {
   // Status allocates, and a get would pay for it on every call.
   Result<std::string> result{std::string()};
   void (*complete)(GetRequest* request) = nullptr;
+  StalledLink stalled;  // Used by the shard.
+};
+
+// A request that must take effect at its place in the shard's order (a
+// scan's or a tail's snapshot) and does its slow part in a coroutine:
+// `start` runs on the shard's executor, synchronously, once every request
+// queued before it has been served, and takes its own ownership from there.
+struct OrderedRequest {
+  Shard* shard = nullptr;
+  void (*start)(OrderedRequest* request) = nullptr;
   StalledLink stalled;  // Used by the shard.
 };
 

@@ -15,9 +15,6 @@
 namespace dmalog::engine {
 namespace {
 constexpr uint32_t kZeroBufferBytes = 1u << 20;
-// A scan reads its values with at most this many reads in flight per shard
-// (each holds a pool buffer while it runs).
-constexpr uint32_t kScanReadsInFlightMax = 32;
 }  // namespace
 
 Shard::Shard(ShardOptions options, io::Directory dir)
@@ -127,6 +124,12 @@ void Shard::Submit(GetRequest* request) {
   Stall(&request->stalled);
 }
 
+void Shard::Submit(OrderedRequest* request) {
+  if (!HasStalled()) return request->start(request);
+  request->stalled = StalledLink{.ordered = request};
+  Stall(&request->stalled);
+}
+
 void Shard::Appended(WriteRequest* request, Result<uint64_t> ticket) {
   if (!ticket.ok()) {
     NoteWriteStatus();
@@ -185,9 +188,11 @@ Task<void> Shard::DrainStalled(Shard* shard) {
     if (WriteRequest* request = link->write) {
       shard->Appended(request, co_await shard->writer_->Append(request->type, request->key,
                                                                request->value, request->entries));
+    } else if (GetRequest* request = link->get) {
+      shard->StartGet(request);
     } else {
-      assert(link->get != nullptr);
-      shard->StartGet(link->get);
+      assert(link->ordered != nullptr);
+      link->ordered->start(link->ordered);
     }
     ++shard->stalled_out_;
     assert(shard->stalled_out_ <= shard->stalled_in_);
@@ -215,41 +220,6 @@ void Shard::GetDone(GetRequest* request) {
 Task<void> Shard::ReadFound(Shard* shard, GetRequest* request, IndexEntry entry) {
   request->result = co_await shard->ReadValue(entry, request->key);
   shard->GetDone(request);
-}
-
-Task<Status> Shard::Append(WriteOptions options, format::RecordType type, std::string_view key,
-                           std::string_view value, uint32_t entries) {
-  Result<uint64_t> ticket = co_await writer_->Append(type, key, value, entries);
-  if (!ticket.ok()) co_return ticket.status();
-  if (!options.sync) co_return Status::OK();
-  co_return co_await writer_->WaitDurable(*ticket);
-}
-
-Task<Status> Shard::Put(WriteOptions options, std::string_view key, std::string_view value) {
-  Status s = CheckKeyValueLimits(key, value);
-  if (!s.ok()) co_return s;
-  co_return co_await Append(options, format::kPutType, key, value, 1);
-}
-
-Task<Status> Shard::Delete(WriteOptions options, std::string_view key) {
-  Status s = CheckKeyValueLimits(key, {});
-  if (!s.ok()) co_return s;
-  co_return co_await Append(options, format::kDeleteType, key, {}, 1);
-}
-
-Task<Status> Shard::Write(WriteOptions options, const WriteBatch* batch) {
-  if (batch->empty()) co_return Status::OK();
-  co_return co_await Append(options, format::kBatchType, {}, batch->payload(), batch->count());
-}
-
-Task<Result<std::string>> Shard::Get(std::string_view key) {
-  if (std::optional<PendingValue> pending = writer_->FindPending(key)) {
-    if (pending->deleted) co_return Status::NotFound(key);
-    co_return std::string(pending->value);
-  }
-  std::optional<IndexEntry> entry = index_->Find(key);
-  if (!entry) co_return Status::NotFound(key);
-  co_return co_await ReadValue(*entry, key);
 }
 
 namespace {
@@ -338,108 +308,6 @@ Task<Status> Shard::Sync() {
   // (a blocking one is, once its call returns).
   co_await WaitForStalled();
   co_return co_await writer_->Sync();
-}
-
-Task<Result<std::vector<KeyValue>>> Shard::Scan(std::string from, std::string to,
-                                                uint64_t max_keys) {
-  // Flush barrier: what this shard acknowledged or queued is in the index.
-  (co_await Sync()).IgnoreError();  // A read-only shard still scans.
-  std::vector<std::pair<std::string, IndexEntry>> hits;
-  index_->ForEachFrom(from, [&](std::string_view key, const IndexEntry& entry) {
-    if (!to.empty() && key >= to) return false;
-    if (hits.size() >= max_keys) return false;
-    hits.emplace_back(std::string(key), entry);
-    return true;
-  });
-  co_return co_await ReadValues(std::move(hits));
-}
-
-// A scan's value reads, shared by its reader tasks; lives in ReadValues's
-// frame, which waits until every reader has ended.
-struct Shard::ScanReads {
-  std::vector<std::pair<std::string, IndexEntry>> hits;
-  std::vector<KeyValue> out;  // By hit index.
-  size_t next = 0;            // The next hit to read.
-  uint32_t readers = 0;       // Reader tasks still running.
-  Status first_error;
-  WaitList done;
-};
-
-Task<void> Shard::ScanReader(Shard* shard, ScanReads* reads) {
-  // Bounded by the hits: each round takes the next one.
-  while (reads->next < reads->hits.size() && reads->first_error.ok()) {
-    const size_t i = reads->next++;
-    auto& [key, entry] = reads->hits[i];
-    Result<std::string> value = co_await shard->ReadValue(entry, key);
-    if (!value.ok()) {
-      if (reads->first_error.ok()) reads->first_error = value.status();
-      break;
-    }
-    reads->out[i] = KeyValue{std::move(key), std::move(*value)};
-  }
-  assert(reads->readers > 0);
-  if (--reads->readers == 0) reads->done.NotifyAll();
-}
-
-Task<Result<std::vector<KeyValue>>> Shard::ReadValues(
-    std::vector<std::pair<std::string, IndexEntry>> hits) {
-  ScanReads reads;
-  reads.hits = std::move(hits);
-  reads.out.resize(reads.hits.size());
-  reads.readers = static_cast<uint32_t>(std::min<size_t>(kScanReadsInFlightMax, reads.hits.size()));
-  sched::Executor* executor = sched::Executor::Current();
-  assert(executor != nullptr);
-  const uint32_t readers = reads.readers;
-  for (uint32_t r = 0; r < readers; ++r) {
-    executor->Spawn(foreground_queue_, ScanReader(this, &reads));
-  }
-  while (reads.readers > 0) co_await reads.done.Wait();
-  if (!reads.first_error.ok()) co_return reads.first_error;
-  co_return std::move(reads.out);
-}
-
-Task<Result<std::vector<LogRecord>>> Shard::Tail(uint64_t from_sequence, uint64_t max_records) {
-  (co_await Sync()).IgnoreError();  // A read-only shard still reads its log.
-  std::vector<LogRecord> out;
-  AlignedBuffer window = AllocateAligned(kScanWindowBytes);
-  if (!window) co_return Status::IOError("out of memory allocating the tail window");
-  for (const Segment* segment : writer_->Segments()) {
-    if (segment->last_sequence < from_sequence) continue;  // Also skips empty ones.
-    SegmentScanner scanner(*segment, segment->data_start_bytes(), segment->end_bytes, window.get());
-    while (out.size() < max_records) {
-      Result<ScanItem> item = co_await scanner.Peek();
-      if (!item.ok()) co_return item.status();
-      if (item->outcome == DecodeOutcome::kZero) break;
-      if (item->outcome != DecodeOutcome::kRecord) {
-        co_return Status::Corruption("segment " + segment->path() + " offset " +
-                                     std::to_string(item->offset_bytes) + ": " +
-                                     DecodeOutcomeName(item->outcome));
-      }
-      const RecordView& r = item->record;
-      if (r.type == format::kPutType || r.type == format::kDeleteType) {
-        if (r.sequence >= from_sequence) {
-          out.push_back(LogRecord{
-              options_.shard, r.sequence,
-              r.type == format::kPutType ? LogRecord::Type::kPut : LogRecord::Type::kDelete,
-              std::string(r.key), std::string(r.value)});
-        }
-      } else if (r.type == format::kBatchType) {
-        BatchReader reader(r.value);
-        for (uint64_t i = 0; out.size() < max_records; ++i) {
-          Result<BatchEntry> e = reader.Next();
-          if (!e.ok()) break;
-          if (r.sequence + i < from_sequence) continue;
-          out.push_back(LogRecord{
-              options_.shard, r.sequence + i,
-              e->type == format::kPutType ? LogRecord::Type::kPut : LogRecord::Type::kDelete,
-              std::string(e->key), std::string(e->value)});
-        }
-      }
-      scanner.Advance(r.encoded_bytes);
-    }
-    if (out.size() >= max_records) break;
-  }
-  co_return out;
 }
 
 ShardStats Shard::Stats() const {

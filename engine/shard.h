@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,16 +51,19 @@ class Shard {
   // Executor thread, outside any task.
   void Submit(WriteRequest* request);
   void Submit(GetRequest* request);
+  void Submit(OrderedRequest* request);
   // True once a write error made the shard read-only. Any thread.
   bool read_only() const noexcept { return read_only_.load(std::memory_order_acquire); }
 
-  Task<Status> Put(WriteOptions options, std::string_view key, std::string_view value);
-  Task<Status> Delete(WriteOptions options, std::string_view key);
-  Task<Status> Write(WriteOptions options, const WriteBatch* batch);
-  Task<Result<std::string>> Get(std::string_view key);
   // Up to `max_keys` keys in [from, to) (to empty: no end), with values.
+  // Not a coroutine: the call takes the scan's snapshot (the index, with
+  // the unflushed writes over it), so a scan started from an
+  // OrderedRequest sees exactly the writes queued before it. The task
+  // waits until those writes are durable and reads the values.
   Task<Result<std::vector<KeyValue>>> Scan(std::string from, std::string to, uint64_t max_keys);
-  // Records with sequence >= from, in log order, at most `max_records`.
+  // Records with sequence >= from, in log order, at most `max_records`,
+  // none later than the last write queued before the call (not a
+  // coroutine either; the task waits for durability and reads the log).
   Task<Result<std::vector<LogRecord>>> Tail(uint64_t from_sequence, uint64_t max_records);
   ShardStats Stats() const;
   // Waits until every record queued so far is durable; the shard's write
@@ -68,13 +72,26 @@ class Shard {
 
  private:
   Shard(ShardOptions options, io::Directory dir);
-  Task<Status> Append(WriteOptions options, format::RecordType type, std::string_view key,
-                      std::string_view value, uint32_t entries);
   Task<Result<std::string>> ReadValue(const IndexEntry& entry, std::string_view key);
+  // A key a scan's snapshot found: where its value is on disk, or (for a
+  // write not yet flushed when the snapshot was taken) the value itself.
+  struct ScanHit {
+    std::string key;
+    std::optional<IndexEntry> entry;
+    std::string value;  // When !entry.
+  };
   struct ScanReads;
+  // The scan's keys now: the index overlaid with the unflushed writes
+  // (`with_pending`; without, the index alone).
+  std::vector<ScanHit> ScanSnapshot(std::string_view from, std::string_view to, uint64_t max_keys,
+                                    bool with_pending) const;
+  Task<Result<std::vector<KeyValue>>> FinishScan(std::vector<ScanHit> hits, uint64_t ticket,
+                                                 std::string from, std::string to,
+                                                 uint64_t max_keys);
+  Task<Result<std::vector<LogRecord>>> ReadTail(uint64_t from_sequence, uint64_t max_records,
+                                                uint64_t last_sequence, uint64_t ticket);
   // Reads the values of a scan's hits with several reads in flight.
-  Task<Result<std::vector<KeyValue>>> ReadValues(
-      std::vector<std::pair<std::string, IndexEntry>> hits);
+  Task<Result<std::vector<KeyValue>>> ReadValues(std::vector<ScanHit> hits);
   static Task<void> ScanReader(Shard* shard, ScanReads* reads);
   // Queues a request behind the stalled ones, and starts the drainer.
   void Stall(StalledLink* link);

@@ -16,8 +16,8 @@
 //   opcode bit 7 (0x80): sync = true for put, delete, batch and their
 //   asynchronous forms.
 //   opcode bit 6 (0x40): the asynchronous form (PutAsync, GetAsync,
-//   DeleteAsync, WriteAsync) of put, get, delete and batch, with the same
-//   operands; scan, reopen and sync ignore it. The kind is still
+//   DeleteAsync, WriteAsync, ScanAsync, SyncAsync) of put, get, delete,
+//   batch, scan and sync, with the same operands; reopen ignores it. The kind is still
 //   (opcode & 0x7F) % 7, so older inputs keep their ops and operands (one
 //   with bit 6 set now makes the same change through the asynchronous form),
 //   except for vlen 254, which was a 254-byte value. The smallest async
@@ -35,7 +35,7 @@
 // roll while a later small one would fit at once. The engine promises that a
 // thread's requests to a shard take effect in the order it made them, so the
 // model applies an asynchronous write when it is issued, and an asynchronous
-// get must return the model's value at that moment. Callbacks run on the
+// get or scan must return the model's state at that moment. Callbacks run on the
 // executor thread and only record what they got; the fuzzer thread waits for
 // all of them (bounded) before a close and at the end of the input, and
 // checks them.
@@ -154,21 +154,35 @@ std::string FirstDifference(const std::vector<KeyValue>& got, const std::vector<
   return "none found";
 }
 
+void CheckScanResult(const Result<std::vector<KeyValue>>& got, const std::vector<KeyValue>& want,
+                     const std::string& what) {
+  DMALOG_FUZZ_CHECK(got.ok(), what + ": " + got.status().ToString());
+  DMALOG_FUZZ_CHECK(got->size() == want.size(), what + " returned " + std::to_string(got->size()) +
+                                                    " keys, the model " +
+                                                    std::to_string(want.size()));
+  DMALOG_FUZZ_CHECK(*got == want, what + " differs from the model: " + FirstDifference(*got, want));
+}
+
 // The asynchronous calls made since the last drain: what each expects (kept
 // on the fuzzer thread) and what its callback reported (written on the
 // executor thread, under a mutex).
 class AsyncCalls {
  public:
   Engine::StatusCallback Write(std::string what, bool refused) {
-    const size_t slot = Add(Expected{std::move(what), refused, false, {}, {}});
+    const size_t slot = Add(Expected{std::move(what), refused, false, {}, {}, {}});
     return
         [this, slot](Status s) { Report(slot, std::move(s), Result<std::string>(std::string())); };
   }
 
   Engine::GetCallback Get(std::string what, std::string key, std::optional<std::string> want) {
     const size_t slot =
-        Add(Expected{std::move(what), false, true, std::move(key), std::move(want)});
+        Add(Expected{std::move(what), false, true, std::move(key), std::move(want), {}});
     return [this, slot](Result<std::string> got) { Report(slot, Status::OK(), std::move(got)); };
+  }
+
+  Engine::ScanCallback Scan(std::string what, std::vector<KeyValue> want) {
+    const size_t slot = Add(Expected{std::move(what), false, false, {}, {}, std::move(want)});
+    return [this, slot](Result<std::vector<KeyValue>> got) { ReportScan(slot, std::move(got)); };
   }
 
   // Waits until every callback has run (aborting after kCallbacksWaitMax),
@@ -196,13 +210,15 @@ class AsyncCalls {
     std::string what;  // The call and its op number, for messages.
     bool refused;      // A write that must get InvalidArgument.
     bool get;
-    std::string key;                   // A get's key.
-    std::optional<std::string> value;  // A get's answer; nullopt: NotFound.
+    std::string key;                            // A get's key.
+    std::optional<std::string> value;           // A get's answer; nullopt: NotFound.
+    std::optional<std::vector<KeyValue>> scan;  // A scan's answer.
   };
   struct Reported {
     uint32_t calls = 0;                      // Times the callback ran: 1 once drained.
     Status status;                           // A write's.
     Result<std::string> got{std::string()};  // A get's.
+    Result<std::vector<KeyValue>> scanned{std::vector<KeyValue>()};  // A scan's.
   };
 
   size_t Add(Expected e) {
@@ -214,6 +230,16 @@ class AsyncCalls {
 
   // On the executor thread (or the caller's, for an empty batch).
   void Report(size_t slot, Status s, Result<std::string> got) {
+    Record(slot, [&](Reported& r) {
+      r.status = std::move(s);
+      r.got = std::move(got);
+    });
+  }
+  void ReportScan(size_t slot, Result<std::vector<KeyValue>> got) {
+    Record(slot, [&](Reported& r) { r.scanned = std::move(got); });
+  }
+  template <typename Fill>
+  void Record(size_t slot, Fill fill) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (slot >= reported_.size()) {
@@ -222,8 +248,7 @@ class AsyncCalls {
       }
       Reported& r = reported_[slot];
       ++r.calls;
-      r.status = std::move(s);
-      r.got = std::move(got);
+      fill(r);
     }
     done_.fetch_add(1, std::memory_order_release);
   }
@@ -232,6 +257,7 @@ class AsyncCalls {
     DMALOG_FUZZ_CHECK(r.calls == 1,
                       e.what + "'s callback ran " + std::to_string(r.calls) + " times");
     if (e.get) return CheckGetResult(r.got, e.key, e.value, e.what);
+    if (e.scan) return CheckScanResult(r.scanned, *e.scan, e.what);
     CheckWriteStatus(r.status, e.refused, e.what);
   }
 
@@ -277,7 +303,7 @@ class Harness {
           Delete(wo, async, TakeKey(in));
           break;
         case 3:
-          Scan(in);
+          Scan(async, in);
           break;
         case 4:
           Batch(wo, async, in);
@@ -285,11 +311,9 @@ class Harness {
         case 5:
           if (reopens++ < kReopensMax) Reopen();
           break;
-        case 6: {
-          const Status s = db_->Sync();
-          DMALOG_FUZZ_CHECK(s.ok(), s.ToString());
+        case 6:
+          Sync(async);
           break;
-        }
       }
     }
     calls_.DrainAndCheck();
@@ -395,7 +419,13 @@ class Harness {
     model_ = std::move(after);
   }
 
-  void Scan(ByteReader& in) {
+  void Sync(bool async) {
+    if (async) return db_->SyncAsync(calls_.Write(What("SyncAsync"), false));
+    const Status s = db_->Sync();
+    DMALOG_FUZZ_CHECK(s.ok(), What("Sync") + ": " + s.ToString());
+  }
+
+  void Scan(bool async, ByteReader& in) {
     const uint8_t from_len = in.U8();
     const uint8_t to_len = in.U8();
     const uint8_t n = in.U8();
@@ -403,22 +433,22 @@ class Harness {
     so.from = in.String(from_len);
     so.to = in.String(to_len);
     so.max_keys = uint64_t{n} + 1;
+    if (async) return db_->ScanAsync(so, calls_.Scan(What("ScanAsync"), ModelScan(so)));
     CheckScan(so);
   }
 
-  void CheckScan(const ScanOptions& so) {
-    Result<std::vector<KeyValue>> got = db_->Scan(so);
-    DMALOG_FUZZ_CHECK(got.ok(), got.status().ToString());
+  std::vector<KeyValue> ModelScan(const ScanOptions& so) const {
     std::vector<KeyValue> want;
     for (auto it = model_.lower_bound(so.from);
          it != model_.end() && want.size() < so.max_keys && (so.to.empty() || it->first < so.to);
          ++it) {
       want.push_back(KeyValue{it->first, it->second});
     }
-    DMALOG_FUZZ_CHECK(got->size() == want.size(), "scan returned " + std::to_string(got->size()) +
-                                                      " keys, the model " +
-                                                      std::to_string(want.size()));
-    DMALOG_FUZZ_CHECK(*got == want, "scan differs from the model: " + FirstDifference(*got, want));
+    return want;
+  }
+
+  void CheckScan(const ScanOptions& so) {
+    CheckScanResult(db_->Scan(so), ModelScan(so), What("Scan"));
   }
 
   void CheckAll() {

@@ -118,8 +118,9 @@ def api_async_corpus():
     def put(k, v, flags=0): return op(0, flags) + bytes([len(k)]) + k + val(v)
     def get(k, flags=0): return op(1, flags) + bytes([len(k)]) + k
     def delete(k, flags=0): return op(2, flags) + bytes([len(k)]) + k
-    def scan(f, t, n): return op(3) + bytes([len(f), len(t), n]) + f + t
+    def scan(f, t, n, flags=0): return op(3, flags) + bytes([len(f), len(t), n]) + f + t
     def reopen(): return op(5)
+    def sync(flags=0): return op(6, flags)
 
     def batch(entries, flags=0):
         b = op(4, flags) + bytes([len(entries)])
@@ -151,6 +152,13 @@ def api_async_corpus():
           batch([(1, b"{t}a", huge(0)), (1, b"{t}b", huge(40)), (1, b"{t}c", huge(255))], ASYNC)
           + delete(b"{t}a", ASYNC) + put(b"{t}b", b"small", ASYNC) + get(b"{t}b", ASYNC)
           + put(b"v", huge(255), ASYNC) + get(b"v", ASYNC) + scan(b"", b"", 10))
+    # ScanAsync and SyncAsync see the writes issued before them, stalled or
+    # not, and none issued after.
+    write("api_fuzz", "async_scan_sync",
+          put(b"a", huge(0), ASYNC) + put(b"b", b"2", ASYNC) + scan(b"", b"", 10, ASYNC)
+          + delete(b"a", ASYNC) + put(b"c", huge(3), ASYNC | SYNC) + scan(b"b", b"", 1, ASYNC)
+          + sync(ASYNC) + scan(b"", b"", 10, ASYNC) + put(b"d", b"4") + sync(ASYNC) + reopen()
+          + scan(b"", b"", 10, ASYNC))
 
 
 def hint(entries, shard=0, seg_id=2, size=4 << 20, end=None, version=1, first=None, last=None,

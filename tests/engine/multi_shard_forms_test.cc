@@ -142,6 +142,61 @@ TEST(MultiShardFormsTest, AsyncTailSyncAndStatsMatchTheBlockingForms) {
   EXPECT_TRUE(closed_sync.get_future().get().IsAborted());
 }
 
+// A thread's ScanAsync and TailAsync take effect between its earlier and
+// its later writes, even when the earlier ones stall (values larger than
+// half the batch buffer) and the later ones would fit at once: each scan
+// gives the model as it was when the scan was issued, and each tail ends at
+// the last write issued before it.
+TEST(MultiShardFormsTest, AsyncScanAndTailTakeEffectInTheThreadsOrder) {
+  testing::TestDir dir;
+  auto db = OpenOrFail(SmallDbOptions(dir.File("db"), 2));
+  ASSERT_NE(db, nullptr);
+  constexpr int kRounds = 24;
+  const ScanOptions all{.from = "", .to = "", .max_keys = 1000};
+  Model model;
+  std::vector<std::vector<KeyValue>> want_scans;
+  std::vector<std::promise<Result<std::vector<KeyValue>>>> scans(kRounds);
+  std::vector<std::promise<Result<std::vector<LogRecord>>>> tails(kRounds);
+  std::vector<std::promise<Status>> writes(3 * kRounds);
+  int writes_issued = 0;
+  const auto write_done = [&](int i) {
+    return [&writes, i](Status s) { writes[i].set_value(std::move(s)); };
+  };
+  for (int r = 0; r < kRounds; ++r) {
+    // All keys share the hash tag {t}: one shard, whose sequence numbers
+    // count the writes.
+    const std::string key = "{t}" + std::to_string(r % 5);
+    const std::string value =
+        r % 3 == 0 ? std::string(600 << 10, 'a' + r % 26) : "v" + std::to_string(r);
+    db->PutAsync({.sync = r % 2 == 0}, key, value, write_done(writes_issued++));
+    model[key] = value;
+    want_scans.push_back(Expected(model, all));
+    db->ScanAsync(all, [&scans, r](Result<std::vector<KeyValue>> got) {
+      scans[r].set_value(std::move(got));
+    });
+    const TailOptions tail{.shard = db->ShardOf("{t}"), .from_sequence = 1, .max_records = 1000};
+    db->TailAsync(tail, [&tails, r](Result<std::vector<LogRecord>> got) {
+      tails[r].set_value(std::move(got));
+    });
+    // Later writes, which the scan and the tail must not see.
+    db->DeleteAsync({.sync = false}, key, write_done(writes_issued++));
+    db->PutAsync({.sync = false}, key, value, write_done(writes_issued++));
+  }
+  for (int r = 0; r < kRounds; ++r) {
+    SCOPED_TRACE("round " + std::to_string(r));
+    Result<std::vector<KeyValue>> got = scans[r].get_future().get();
+    ASSERT_OK(got.status());
+    EXPECT_EQ(got->size(), want_scans[r].size());
+    EXPECT_TRUE(*got == want_scans[r]) << "the scan saw another state than at its issue";
+    Result<std::vector<LogRecord>> tail = tails[r].get_future().get();
+    ASSERT_OK(tail.status());
+    ASSERT_EQ(tail->size(), static_cast<size_t>(3 * r + 1)) << "writes issued before the tail";
+    EXPECT_EQ(tail->back().type, LogRecord::Type::kPut);
+    EXPECT_EQ(tail->back().sequence, static_cast<uint64_t>(3 * r + 1));
+  }
+  for (int i = 0; i < writes_issued; ++i) EXPECT_OK(writes[i].get_future().get());
+}
+
 // Runs on shard `home`'s executor, as an application's own task would.
 Task<void> CoroutineClient(Engine* db, const Model* model, std::promise<std::string>* done) {
   std::string log;
