@@ -365,30 +365,68 @@ void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
   PostGetAsync(*group_, i, shards_[i].get(), key, std::move(done), &request_pools_);
 }
 
-// The coroutine forms await the asynchronous ones: the same inbox, so a
-// task's asynchronous and coroutine calls keep their order. The views the
-// lambdas hold stay valid while the caller awaits (engine.h).
+// The coroutine forms take the path of the asynchronous ones (the shard's
+// inbox, which keeps a task's asynchronous and coroutine calls in order),
+// except on the shard's own executor with none of this thread's messages
+// still queued there: then they call the shard at once (DirectCall), which
+// keeps the same order without the hop. The views the requests hold stay
+// valid while the caller awaits (engine.h).
+Task<Status> EngineImpl::CoWriteTo(std::string_view call, const WriteOptions& o, uint32_t i,
+                                   format::RecordType type, std::string_view key,
+                                   std::string_view value, uint32_t entries) {
+  if (Status s = CheckCoroutineAllowed(call); !s.ok()) co_return s;
+  const OpGate::Pass pass = gate_.Enter();  // Held across the await.
+  if (!pass) co_return Closed();
+  const sched::Executor* executor = sched::Executor::Current();
+  if (executor->shard() == i && !executor->has_self_messages()) {
+    WriteRequest request;
+    request.shard = shards_[i].get();
+    request.type = type;
+    request.key = key;
+    request.value = value;
+    request.entries = entries;
+    request.sync = o.sync;
+    co_return co_await DirectCall<WriteRequest>(request);
+  }
+  co_return co_await sched::AwaitCallback<Status>(
+      [&](StatusCallback done) { WriteAsyncTo(o, i, type, key, value, entries, std::move(done)); });
+}
+
 Task<Status> EngineImpl::CoPut(const WriteOptions& o, std::string_view key,
                                std::string_view value) {
-  return CoroutineForm<Status>("CoPut", [this, o, key, value](StatusCallback done) {
-    PutAsync(o, key, value, std::move(done));
-  });
+  return CoWriteTo("CoPut", o, ShardOf(key), format::kPutType, key, value, 1);
 }
 
 Task<Status> EngineImpl::CoDelete(const WriteOptions& o, std::string_view key) {
-  return CoroutineForm<Status>(
-      "CoDelete", [this, o, key](StatusCallback done) { DeleteAsync(o, key, std::move(done)); });
+  return CoWriteTo("CoDelete", o, ShardOf(key), format::kDeleteType, key, {}, 1);
 }
 
 Task<Status> EngineImpl::CoWrite(const WriteOptions& o, const WriteBatch& batch) {
-  return CoroutineForm<Status>("CoWrite", [this, o, b = &batch](StatusCallback done) {
+  // WriteAsync answers an empty batch (OK) and one whose keys are on two
+  // shards (naming them).
+  auto by_async = [this, o, b = &batch](StatusCallback done) {
     WriteAsync(o, *b, std::move(done));
-  });
+  };
+  if (batch.empty()) return CoroutineForm<Status>("CoWrite", by_async);
+  Result<uint32_t> i = BatchShard(batch);
+  if (!i.ok()) return CoroutineForm<Status>("CoWrite", by_async);
+  return CoWriteTo("CoWrite", o, *i, format::kBatchType, {}, batch.payload(), batch.count());
 }
 
 Task<Result<std::string>> EngineImpl::CoGet(std::string_view key) {
-  return CoroutineForm<Result<std::string>>(
-      "CoGet", [this, key](GetCallback done) { GetAsync(key, std::move(done)); });
+  if (Status s = CheckCoroutineAllowed("CoGet"); !s.ok()) co_return s;
+  const OpGate::Pass pass = gate_.Enter();  // Held across the await.
+  if (!pass) co_return Closed();
+  const uint32_t i = ShardOf(key);
+  const sched::Executor* executor = sched::Executor::Current();
+  if (executor->shard() == i && !executor->has_self_messages()) {
+    GetRequest request;
+    request.shard = shards_[i].get();
+    request.key = key;
+    co_return co_await DirectCall<GetRequest>(request);
+  }
+  co_return co_await sched::AwaitCallback<Result<std::string>>(
+      [&](GetCallback done) { GetAsync(key, std::move(done)); });
 }
 
 Status EngineImpl::Spawn(uint32_t shard, Task<void> task) {

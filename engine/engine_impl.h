@@ -78,6 +78,10 @@ class EngineImpl final : public Engine {
   Status CheckCoroutineAllowed(std::string_view call) const;
   Status SubmitWrite(const WriteOptions& o, uint32_t shard, format::RecordType type,
                      std::string_view key, std::string_view value, uint32_t entries);
+  // The coroutine form of a write to shard `i` (engine_impl.cc).
+  Task<Status> CoWriteTo(std::string_view call, const WriteOptions& o, uint32_t i,
+                         format::RecordType type, std::string_view key, std::string_view value,
+                         uint32_t entries);
   void WriteAsyncTo(const WriteOptions& o, uint32_t shard, format::RecordType type,
                     std::string_view key, std::string_view value, uint32_t entries,
                     StatusCallback done);

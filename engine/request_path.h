@@ -11,9 +11,12 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
+#include <coroutine>
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "dmalog/engine.h"
 #include "engine/request_pool.h"
@@ -105,5 +108,60 @@ void PostWriteAsync(sched::ExecutorGroup& group, uint32_t shard_index, const Wri
                     Engine::StatusCallback done, RequestPools* pools);
 void PostGetAsync(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
                   std::string_view key, Engine::GetCallback done, RequestPools* pools);
+
+// Awaits a request served by calling Shard::Submit at once, not through a
+// message: for a coroutine form on the shard's own executor while no message
+// this thread sent or posted to itself is still queued
+// (Executor::has_self_messages), so that the call keeps the thread's order
+// and skips the hop. The request lives in this awaitable, in the awaiting
+// frame; its key and value are borrowed until the await returns.
+template <typename Request>
+class [[nodiscard]] DirectCall {
+ public:
+  explicit DirectCall(const Request& request) {
+    static_cast<Request&>(request_) = request;
+    request_.owner = this;
+    request_.complete = &Complete;
+  }
+  DirectCall(const DirectCall&) = delete;
+  DirectCall& operator=(const DirectCall&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> waiter) {
+    executor_ = sched::Executor::Current();
+    assert(executor_ != nullptr && "DirectCall outside the shard's executor");
+    waiter_ = waiter;
+    queue_ = executor_->current_queue();
+    submitting_ = true;
+    request_.shard->Submit(&request_);
+    submitting_ = false;
+    return !done_;  // Served at once: go on without suspending.
+  }
+  auto await_resume() {
+    if constexpr (std::is_base_of_v<WriteRequest, Request>) {
+      return std::move(request_.status);
+    } else {
+      return std::move(request_.result);
+    }
+  }
+
+ private:
+  struct Owned : Request {
+    DirectCall* owner = nullptr;
+  };
+  static void Complete(Request* request) {
+    DirectCall* self = static_cast<Owned*>(request)->owner;
+    self->done_ = true;
+    // Same thread as await_suspend: inline completion needs no resumption.
+    if (!self->submitting_) self->executor_->Schedule(self->waiter_, self->queue_);
+  }
+
+  Owned request_;
+  sched::Executor* executor_ = nullptr;
+  std::coroutine_handle<> waiter_;
+  sched::QueueId queue_ = sched::kDefaultQueue;
+  bool submitting_ = false;
+  bool done_ = false;
+};
 
 }  // namespace dmalog::engine

@@ -119,6 +119,12 @@ void Executor::WakeIfSleeping() noexcept {
 }
 
 bool Executor::PushFromOutside(const Message& msg) {
+  if (Current() == this && !shutting_down_) {
+    // FIFO with this thread's other self-messages, which is all the order a
+    // post promises; it costs no lock, and the executor is awake.
+    self_messages_.push_back(msg);
+    return true;
+  }
   // An executor (of this group or another) never waits for room: see
   // MessageInbox.
   const bool may_wait = Current() == nullptr;
@@ -444,10 +450,17 @@ void Executor::DrainIo() {
 }
 
 void Executor::Shutdown() {
+  // A drop below may run a callback that posts again: it must meet the
+  // closed inbox, not the FIFO being dropped.
+  shutting_down_ = true;
   // Refuse new outside messages; what is queued is dropped, not run.
   for (const Message& msg : inbox_.Close()) msg.drop(msg.arg);
-  for (const Message& msg : self_messages_) msg.drop(msg.arg);
-  self_messages_.clear();
+  // Popped one at a time: a drop may queue another self-message (TrySend).
+  while (!self_messages_.empty()) {
+    const Message msg = self_messages_.front();
+    self_messages_.pop_front();
+    msg.drop(msg.arg);
+  }
   // Pending sends live in frames about to be destroyed: their awaitables
   // drop the unsent messages.
   std::fill(pending_head_.begin(), pending_head_.end(), nullptr);

@@ -147,6 +147,10 @@ class Executor final : public io::Reactor {
   [[nodiscard]] bool TrySend(uint32_t target, const Message& msg);
 
   ExecutorStats Snapshot() const;
+  // True while a message this executor's thread sent or posted to itself
+  // has not run yet. Own thread only. A caller that would otherwise act on
+  // its own shard at once checks it to keep its order behind such messages.
+  bool has_self_messages() const noexcept { return !self_messages_.empty(); }
   const ExecutorOptions& options() const noexcept { return options_; }
 
   // io::Reactor.
@@ -174,7 +178,8 @@ class Executor final : public io::Reactor {
   void Go(bool run_loop);
   void RequestStop() noexcept;  // Any thread.
   void Join();
-  // Any thread (outside executors): queues a message in the inbox.
+  // Any thread: queues a message in the inbox; on this executor's own
+  // thread, in its self-message FIFO (no lock, no wake-up).
   [[nodiscard]] bool PushFromOutside(const Message& msg);
   void WakeIfSleeping() noexcept;  // Any thread.
 
@@ -237,7 +242,9 @@ class Executor final : public io::Reactor {
   RootPromise* roots_ = nullptr;  // Intrusive list of live root tasks.
   uint64_t roots_live_ = 0;
 
-  std::deque<Message> self_messages_;  // submit_to this shard.
+  // Messages this executor's own thread sent or posted to itself.
+  std::deque<Message> self_messages_;
+  bool shutting_down_ = false;  // Shutdown() has begun: self-posts go to the closed inbox.
   std::deque<Message> inbox_batch_;
   // Per target shard: sends waiting for room (FIFO, intrusive).
   std::vector<PendingSend*> pending_head_;

@@ -219,6 +219,15 @@ Task<void> CoroutineClient(Engine* db, const Model* model, std::promise<std::str
     Result<std::vector<LogRecord>> tail = co_await db->CoTail(o);
     if (!tail.ok() || tail->size() != 5) log += "tail of shard " + std::to_string(shard) + "; ";
   }
+  WriteBatch empty;
+  s = co_await db->CoWrite({}, empty);
+  if (!s.ok()) log += "empty batch: " + s.ToString() + "; ";
+  WriteBatch spanning;  // Two keys on different shards.
+  std::string other = "x0";
+  for (int i = 1; db->ShardOf(other) == db->ShardOf("x"); ++i) other = "x" + std::to_string(i);
+  if (!spanning.Put("x", "1").ok() || !spanning.Put(other, "2").ok()) log += "batch put; ";
+  s = co_await db->CoWrite({}, spanning);
+  if (!s.IsInvalidArgument()) log += "spanning batch: " + s.ToString() + "; ";
   Result<EngineStats> stats = co_await db->CoStats();
   if (!stats.ok() || stats->shards.size() != db->shard_count()) log += "stats; ";
   done->set_value(log);
