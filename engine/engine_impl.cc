@@ -273,6 +273,18 @@ Result<uint32_t> EngineImpl::BatchShard(const WriteBatch& batch) const {
   return shard;
 }
 
+WriteRequest EngineImpl::MakeWrite(uint32_t i, format::RecordType type, std::string_view key,
+                                   std::string_view value, uint32_t entries, bool sync) const {
+  WriteRequest request;
+  request.shard = shards_[i].get();
+  request.type = type;
+  request.key = key;
+  request.value = value;
+  request.entries = entries;
+  request.sync = sync;
+  return request;
+}
+
 Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::RecordType type,
                                std::string_view key, std::string_view value, uint32_t entries) {
   DMALOG_RETURN_IF_ERROR(CheckBlockingAllowed(type == format::kBatchType ? "Write"
@@ -291,13 +303,7 @@ Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::Record
     }
     return PostWriteNoWait(*group_, i, shard, type, key, value, &deferred_errors_, &request_pools_);
   }
-  WriteRequest request;
-  request.shard = shard;
-  request.type = type;
-  request.key = key;
-  request.value = value;
-  request.entries = entries;
-  request.sync = o.sync;
+  WriteRequest request = MakeWrite(i, type, key, value, entries, o.sync);
   return PostWriteAndWait(*group_, i, request, caller_wait_);
 }
 
@@ -348,14 +354,8 @@ void EngineImpl::WriteAsyncTo(const WriteOptions& o, uint32_t i, format::RecordT
                               StatusCallback done) {
   const OpGate::Pass pass = gate_.Enter();  // Until the request is queued.
   if (!pass) return done(Closed());
-  WriteRequest proto;
-  proto.shard = shards_[i].get();
-  proto.type = type;
-  proto.key = key;
-  proto.value = value;
-  proto.entries = entries;
-  proto.sync = o.sync;
-  PostWriteAsync(*group_, i, proto, std::move(done), &request_pools_);
+  PostWriteAsync(*group_, i, MakeWrite(i, type, key, value, entries, o.sync), std::move(done),
+                 &request_pools_);
 }
 
 void EngineImpl::GetAsync(std::string_view key, GetCallback done) {
@@ -379,14 +379,7 @@ Task<Status> EngineImpl::CoWriteTo(std::string_view call, const WriteOptions& o,
   if (!pass) co_return Closed();
   const sched::Executor* executor = sched::Executor::Current();
   if (executor->shard() == i && !executor->has_self_messages()) {
-    WriteRequest request;
-    request.shard = shards_[i].get();
-    request.type = type;
-    request.key = key;
-    request.value = value;
-    request.entries = entries;
-    request.sync = o.sync;
-    co_return co_await DirectCall<WriteRequest>(request);
+    co_return co_await DirectCall<WriteRequest>(MakeWrite(i, type, key, value, entries, o.sync));
   }
   co_return co_await sched::AwaitCallback<Status>(
       [&](StatusCallback done) { WriteAsyncTo(o, i, type, key, value, entries, std::move(done)); });

@@ -76,6 +76,9 @@ class EngineImpl final : public Engine {
   // InvalidArgument for a coroutine-form `call` made anywhere but on this
   // engine's threads (it reaches the shards through the current executor).
   Status CheckCoroutineAllowed(std::string_view call) const;
+  // A write request for shard `i` (its key and value borrowed).
+  WriteRequest MakeWrite(uint32_t i, format::RecordType type, std::string_view key,
+                         std::string_view value, uint32_t entries, bool sync) const;
   Status SubmitWrite(const WriteOptions& o, uint32_t shard, format::RecordType type,
                      std::string_view key, std::string_view value, uint32_t entries);
   // The coroutine form of a write to shard `i` (engine_impl.cc).

@@ -47,20 +47,34 @@ void ExpectLastWritesWin(Engine& db) {
   }
 }
 
+// Opens the database, runs `write` (which makes its writes and waits for
+// their callbacks), checks that the last writes won, closes, and checks
+// again after a reopen.
+template <typename WriteFn>
+void ExpectLastWritesWinAcrossReopen(const Options& o, WriteFn write) {
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    ASSERT_NO_FATAL_FAILURE(write(*db));
+    ExpectLastWritesWin(*db);
+    ASSERT_OK(db->Close());
+  }
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  ExpectLastWritesWin(*db);
+}
+
 class WriteOrderTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(WriteOrderTest, AsyncWritesOfOneThreadKeepTheirOrder) {
   const bool sync = GetParam();
   testing::TestDir dir;
-  const Options o = SmallDbOptions(dir.File("db"), 1);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
+  ExpectLastWritesWinAcrossReopen(SmallDbOptions(dir.File("db"), 1), [sync](Engine& db) {
     std::atomic<int> done{0};
     std::atomic<int> failed{0};
     for (int round = 0; round < kRoundsPerKey; ++round) {
       for (int i = 0; i < kKeys; ++i) {
-        db->PutAsync({.sync = sync}, Key(i), Value(i, round), [&](Status s) {
+        db.PutAsync({.sync = sync}, Key(i), Value(i, round), [&](Status s) {
           if (!s.ok()) failed.fetch_add(1);
           done.fetch_add(1, std::memory_order_release);
         });
@@ -72,12 +86,7 @@ TEST_P(WriteOrderTest, AsyncWritesOfOneThreadKeepTheirOrder) {
     }
     ASSERT_EQ(done.load(), kWrites);
     ASSERT_EQ(failed.load(), 0);
-    ExpectLastWritesWin(*db);
-    ASSERT_OK(db->Close());
-  }
-  auto db = OpenOrFail(o);
-  ASSERT_NE(db, nullptr);
-  ExpectLastWritesWin(*db);
+  });
 }
 
 // Sync waits for the stalled writes queued before it, not for a moment with
@@ -147,22 +156,14 @@ Task<void> MixAsyncAndCoroutineWrites(Engine* db, bool sync, std::atomic<int>* c
 TEST_P(WriteOrderTest, TaskAsyncAndCoroutineWritesKeepTheirOrder) {
   const bool sync = GetParam();
   testing::TestDir dir;
-  const Options o = SmallDbOptions(dir.File("db"), 2);
-  {
-    auto db = OpenOrFail(o);
-    ASSERT_NE(db, nullptr);
+  ExpectLastWritesWinAcrossReopen(SmallDbOptions(dir.File("db"), 2), [sync](Engine& db) {
     std::atomic<int> callbacks{0};
     std::promise<std::string> done;
-    ASSERT_OK(db->Spawn(0, MixAsyncAndCoroutineWrites(db.get(), sync, &callbacks, &done)));
+    ASSERT_OK(db.Spawn(0, MixAsyncAndCoroutineWrites(&db, sync, &callbacks, &done)));
     EXPECT_EQ(done.get_future().get(), "");
-    ASSERT_OK(db->Sync());
+    ASSERT_OK(db.Sync());
     EXPECT_EQ(callbacks.load(), kKeys * kRoundsPerKey / 2);
-    ExpectLastWritesWin(*db);
-    ASSERT_OK(db->Close());
-  }
-  auto db = OpenOrFail(o);
-  ASSERT_NE(db, nullptr);
-  ExpectLastWritesWin(*db);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(SyncAndUnsynced, WriteOrderTest, ::testing::Bool(),
