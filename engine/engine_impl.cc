@@ -379,7 +379,9 @@ Task<Status> EngineImpl::CoWriteTo(std::string_view call, const WriteOptions& o,
   if (!pass) co_return Closed();
   const sched::Executor* executor = sched::Executor::Current();
   if (executor->shard() == i && !executor->has_self_messages()) {
-    co_return co_await DirectCall<WriteRequest>(MakeWrite(i, type, key, value, entries, o.sync));
+    // Named, not a temporary inside the co_await (GCC 12, see engine.h).
+    const WriteRequest request = MakeWrite(i, type, key, value, entries, o.sync);
+    co_return co_await DirectCall<WriteRequest>(request);
   }
   co_return co_await sched::AwaitCallback<Status>(
       [&](StatusCallback done) { WriteAsyncTo(o, i, type, key, value, entries, std::move(done)); });

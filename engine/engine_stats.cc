@@ -80,9 +80,13 @@ struct ShardPart {
   std::string io_fallback;
 };
 
+Task<Result<ShardPart>> Ready(Result<ShardPart> part) { co_return part; }
+
+// Not a coroutine: the snapshot is taken at the part's place in the shard's
+// order (fan_out.h), and the task only hands it over.
 Task<Result<ShardPart>> TakeShardPart(const Shard* shard) {
   const sched::ExecutorStats executor = sched::Executor::Current()->Snapshot();
-  co_return ShardPart{shard->Stats(), executor.backend_description, executor.fallback_reason};
+  return Ready(ShardPart{shard->Stats(), executor.backend_description, executor.fallback_reason});
 }
 
 }  // namespace

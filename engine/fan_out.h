@@ -78,8 +78,11 @@ class State {
 };
 
 // One part: an OrderedRequest, so that `make()` (a callable returning
-// Task<T>, not a coroutine) runs on its shard at the part's place in the
-// shard's request order; the task it returns then runs in `queue`.
+// Task<T>) runs on its shard at the part's place in the shard's request
+// order; the task it returns then runs in `queue`. Whatever must see the
+// shard at that place (a snapshot, a ticket) must happen in `make()` itself
+// or in a function it calls that is not a coroutine: a coroutine's body
+// runs only when the task does, after later requests.
 template <typename T, typename Make>
 struct Part : OrderedRequest {
   std::shared_ptr<State<T>> state;

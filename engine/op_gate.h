@@ -4,8 +4,11 @@
 //
 // Each call takes a Pass for as long as it uses the shards: a blocking call
 // until it returns, an asynchronous one until its request is queued on the
-// shard's executor (which then runs it before Close's own messages, and
-// Shard::Stop waits for what it started). Close calls CloseAndDrain first.
+// shard's executor (in its inbox, which runs it before Close's own
+// messages, or, when posted from that executor, in its queue of messages to
+// itself, which Shard::Stop lets drain first; Stop then waits for what they
+// started), a call that spans shards until its callback returns. Close calls
+// CloseAndDrain first.
 //
 // One atomic word holds both the closed bit and the count of passes, so a
 // call's increment and Close's setting of the bit are ordered by that word

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <span>
@@ -15,6 +16,9 @@
 namespace dmalog::engine {
 namespace {
 constexpr uint32_t kZeroBufferBytes = 1u << 20;
+// Stop's waits for the self-message FIFO to drain: far more batches than
+// the calls a task can have queued.
+constexpr uint32_t kStopSelfMessageWaitsMax = 1u << 20;
 }  // namespace
 
 Shard::Shard(ShardOptions options, io::Directory dir)
@@ -74,6 +78,16 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
 }
 
 Task<void> Shard::Stop() {
+  // Calls this executor's own thread made before Close shut the gate may
+  // still wait in its self-message FIFO, which the executor runs in batches,
+  // not all ahead of Close's message: let every one reach the shard first.
+  // Bounded: the gate is closed, so no call adds to it; each wait lets the
+  // loop run one batch.
+  for (uint32_t waits = 0;
+       waits < kStopSelfMessageWaitsMax && sched::Executor::Current()->has_self_messages();
+       ++waits) {
+    co_await sched::sleep_for(std::chrono::microseconds(1));
+  }
   // Writes stalled for buffer room or a new segment were accepted (a
   // sync=false one was even acknowledged), so they go into the log before
   // it stops, and requests already started finish. Bounded: the flush and
@@ -303,11 +317,9 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
 }
 
 Task<Status> Shard::Sync() {
-  // A stalled write (waiting for batch room or a new segment) is not in the
-  // log writer yet, though a sync=false one may have been acknowledged
-  // (a blocking one is, once its call returns).
-  co_await WaitForStalled();
-  co_return co_await writer_->Sync();
+  // Called at its place in the shard's order (an OrderedRequest), so every
+  // write before it, stalled ones included, has its ticket already.
+  return writer_->SyncTo(writer_->sync_ticket());
 }
 
 ShardStats Shard::Stats() const {

@@ -66,8 +66,9 @@ class Shard {
   // coroutine either; the task waits for durability and reads the log).
   Task<Result<std::vector<LogRecord>>> Tail(uint64_t from_sequence, uint64_t max_records);
   ShardStats Stats() const;
-  // Waits until every record queued so far is durable; the shard's write
-  // error otherwise.
+  // Waits until every record appended before the call is durable; the
+  // shard's write error otherwise. Not a coroutine: call it where the
+  // writes it must cover have been served (an OrderedRequest's start).
   Task<Status> Sync();
 
  private:

@@ -35,8 +35,12 @@
 // Order: a thread's calls to a shard take effect in the order it made
 // them, whatever their form: blocking and asynchronous calls from any
 // thread, and on an executor, a task's asynchronous calls and its awaited
-// coroutine calls too (a CoGet after a PutAsync sees its write). Every form
-// reaches the shard through its FIFO inbox.
+// coroutine calls too (a CoGet after a PutAsync sees its write). Each
+// thread reaches a shard through one FIFO (the shard's inbox; on the
+// shard's own executor, that executor's queue of messages to itself), and a
+// coroutine form calls its own shard directly only when that queue is empty.
+// A scan or tail takes effect at its place in that order: it sees the
+// thread's earlier writes and none of its later ones.
 //
 // No exception crosses this API. Every error is a Status naming its cause.
 #pragma once

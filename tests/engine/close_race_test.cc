@@ -181,6 +181,45 @@ TEST(CloseRaceTest, CallsDuringCloseCompleteOrAbortAndAcknowledgedWritesSurvive)
   EXPECT_GT(acknowledged, 100u) << "the threads wrote before the closes";
 }
 
+// Issues `count` PutAsync calls to its own shard without awaiting any, then
+// reports; the calls wait in the executor's self-message FIFO.
+Task<void> PostManyToOwnShard(Engine* db, int count, std::atomic<int>* ok, std::atomic<int>* failed,
+                              std::promise<void>* issued) {
+  for (int i = 0; i < count; ++i) {
+    db->PutAsync({.sync = false}, "{self}" + std::to_string(i), Value(0, i),
+                 [ok, failed](Status s) { (s.ok() ? ok : failed)->fetch_add(1); });
+  }
+  issued->set_value();
+  co_return;
+}
+
+// Calls an executor's own task made before Close are admitted, so they
+// complete and last, even when thousands still wait in the executor's
+// self-message FIFO when Close posts its Stop (which the executor runs in
+// the same loop turn as the first batch of them).
+TEST(CloseRaceTest, CallsATaskPostedToItsOwnShardBeforeCloseComplete) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  constexpr int kPuts = 5000;
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    std::promise<void> issued;
+    ASSERT_OK(db->Spawn(0, PostManyToOwnShard(db.get(), kPuts, &ok, &failed, &issued)));
+    issued.get_future().wait();
+    ASSERT_OK(db->Close());
+  }
+  EXPECT_EQ(failed.load(), 0) << "calls admitted before Close failed";
+  ASSERT_EQ(ok.load(), kPuts);
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  int missing = 0;
+  for (int i = 0; i < kPuts; ++i) missing += db->Get("{self}" + std::to_string(i)).ok() ? 0 : 1;
+  EXPECT_EQ(missing, 0);
+}
+
 // sync=false puts larger than the batch buffer stall (waiting for room or
 // a new segment) after they are acknowledged; Close must still log them.
 TEST(CloseRaceTest, UnsyncedPutsStalledAtCloseSurvive) {

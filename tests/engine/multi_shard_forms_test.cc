@@ -142,7 +142,7 @@ TEST(MultiShardFormsTest, AsyncTailSyncAndStatsMatchTheBlockingForms) {
   EXPECT_TRUE(closed_sync.get_future().get().IsAborted());
 }
 
-// A thread's ScanAsync and TailAsync take effect between its earlier and
+// A thread's ScanAsync, TailAsync and StatsAsync take effect between its earlier and
 // its later writes, even when the earlier ones stall (values larger than
 // half the batch buffer) and the later ones would fit at once: each scan
 // gives the model as it was when the scan was issued, and each tail ends at
@@ -157,6 +157,7 @@ TEST(MultiShardFormsTest, AsyncScanAndTailTakeEffectInTheThreadsOrder) {
   std::vector<std::vector<KeyValue>> want_scans;
   std::vector<std::promise<Result<std::vector<KeyValue>>>> scans(kRounds);
   std::vector<std::promise<Result<std::vector<LogRecord>>>> tails(kRounds);
+  std::vector<std::promise<EngineStats>> stats(kRounds);
   std::vector<std::promise<Status>> writes(3 * kRounds);
   int writes_issued = 0;
   const auto write_done = [&](int i) {
@@ -178,7 +179,8 @@ TEST(MultiShardFormsTest, AsyncScanAndTailTakeEffectInTheThreadsOrder) {
     db->TailAsync(tail, [&tails, r](Result<std::vector<LogRecord>> got) {
       tails[r].set_value(std::move(got));
     });
-    // Later writes, which the scan and the tail must not see.
+    db->StatsAsync([&stats, r](EngineStats got) { stats[r].set_value(std::move(got)); });
+    // Later writes, which the scan, the tail and the stats must not see.
     db->DeleteAsync({.sync = false}, key, write_done(writes_issued++));
     db->PutAsync({.sync = false}, key, value, write_done(writes_issued++));
   }
@@ -193,6 +195,9 @@ TEST(MultiShardFormsTest, AsyncScanAndTailTakeEffectInTheThreadsOrder) {
     ASSERT_EQ(tail->size(), static_cast<size_t>(3 * r + 1)) << "writes issued before the tail";
     EXPECT_EQ(tail->back().type, LogRecord::Type::kPut);
     EXPECT_EQ(tail->back().sequence, static_cast<uint64_t>(3 * r + 1));
+    const EngineStats s = stats[r].get_future().get();
+    ASSERT_EQ(s.shards.size(), 2u);
+    EXPECT_EQ(s.shards[db->ShardOf("{t}")].last_sequence, static_cast<uint64_t>(3 * r + 1));
   }
   for (int i = 0; i < writes_issued; ++i) EXPECT_OK(writes[i].get_future().get());
 }
