@@ -101,8 +101,8 @@ EngineStats EngineImpl::BaseStats() const {
 void EngineImpl::StatsAsync(StatsCallback done) {
   OpGate::Pass pass = gate_.Enter();  // Until `done` returns (fan_out.h).
   if (!pass) return done(BaseStats());
-  auto assemble = [stats = BaseStats(),
-                   done = std::move(done)](std::vector<Result<ShardPart>> parts) mutable {
+  auto assemble = [stats = BaseStats(), done = std::move(done)](
+                      std::vector<Result<ShardPart>> parts, OpGate::Pass /*pass*/) mutable {
     for (Result<ShardPart>& part : parts) {
       if (!part.ok()) continue;  // Aborted: the engine closed first.
       if (stats.io_backend.empty()) {

@@ -35,7 +35,9 @@ namespace fan_out_detail {
 template <typename T>
 class State {
  public:
-  using Done = std::function<void(std::vector<T>)>;
+  // Gets the results and the call's pass: it may hand the pass on to a
+  // next round, or let it go when it returns.
+  using Done = std::function<void(std::vector<T>, OpGate::Pass)>;
   State(size_t parts, Done done, OpGate::Pass pass)
       : results_(parts),
         remaining_(static_cast<uint32_t>(parts)),
@@ -49,7 +51,7 @@ class State {
   // reference, wherever it goes.
   ~State() {
     if (!finished_) Finish();
-  }  // pass_ is released after Finish: Close waits for `done`.
+  }  // `done` holds the pass while it runs: Close waits for it.
 
   // Records part `slot`'s result; the last part to arrive runs `done`.
   void Arrive(uint32_t slot, T result) {
@@ -67,7 +69,7 @@ class State {
       out.push_back(r.has_value() ? std::move(*r)
                                   : T(Status::Aborted("the database closed before the call ran")));
     }
-    std::exchange(done_, nullptr)(std::move(out));
+    std::exchange(done_, nullptr)(std::move(out), std::move(pass_));
   }
 
   std::vector<std::optional<T>> results_;  // Each slot written by its part only.
@@ -117,12 +119,12 @@ struct Part : OrderedRequest {
 }  // namespace fan_out_detail
 
 // Runs make_for(i)() -> Task<T> on each shard i of `indexes` (shards[i],
-// in queues[i]), then done(results in the order of `indexes`). `pass` must
-// be a granted pass of the calling API call.
+// in queues[i]), then done(results in the order of `indexes`, pass).
+// `pass` must be a granted pass of the calling API call.
 template <typename T, typename MakeFor>
 void FanOut(sched::ExecutorGroup& group, const std::vector<std::unique_ptr<Shard>>& shards,
             const std::vector<uint32_t>& indexes, const std::vector<sched::QueueId>& queues,
-            MakeFor make_for, std::function<void(std::vector<T>)> done, OpGate::Pass pass) {
+            MakeFor make_for, typename fan_out_detail::State<T>::Done done, OpGate::Pass pass) {
   assert(pass && !indexes.empty());
   auto state =
       std::make_shared<fan_out_detail::State<T>>(indexes.size(), std::move(done), std::move(pass));

@@ -24,9 +24,18 @@ R WaitForCallback(StartFn start) {
   return future.get();
 }
 
-// The first `max_keys` keys of `parts` (each in key order; no key in two
-// parts) in key order: a k-way merge on a heap of each part's next key.
-std::vector<KeyValue> MergeByKey(std::vector<std::vector<KeyValue>>& parts, uint64_t max_keys) {
+// A scan's second round: the values to read on each shard, and where each
+// goes in the result.
+struct ScanPlan {
+  std::vector<KeyValue> out;                // In key order; pending values filled.
+  std::vector<std::vector<ScanHit>> reads;  // Per shard: hits whose value is on disk.
+  std::vector<std::vector<size_t>> slots;   // Per shard: each read's index in `out`.
+  std::vector<uint32_t> shards_with_reads;
+};
+
+// Picks the first `max_keys` of the shards' hits (each part in key order; no
+// key in two parts) by a k-way merge on a heap of each part's next key.
+ScanPlan PlanScan(std::vector<std::vector<ScanHit>>& parts, uint64_t max_keys) {
   struct Head {
     const std::string* key;
     uint32_t part;
@@ -37,16 +46,58 @@ std::vector<KeyValue> MergeByKey(std::vector<std::vector<KeyValue>>& parts, uint
   for (uint32_t i = 0; i < parts.size(); ++i) {
     if (!parts[i].empty()) heads.push(Head{&parts[i][0].key, i});
   }
-  std::vector<KeyValue> out;
-  // Bounded by max_keys and by the keys the parts hold.
-  while (!heads.empty() && out.size() < max_keys) {
+  ScanPlan plan;
+  plan.reads.resize(parts.size());
+  plan.slots.resize(parts.size());
+  // Bounded by max_keys and by the hits the parts hold.
+  while (!heads.empty() && plan.out.size() < max_keys) {
     const uint32_t i = heads.top().part;
     heads.pop();
-    assert(out.empty() || out.back().key < parts[i][next[i]].key);
-    out.push_back(std::move(parts[i][next[i]]));
+    ScanHit& hit = parts[i][next[i]];
+    assert(plan.out.empty() || plan.out.back().key < hit.key);
+    if (hit.entry) {
+      plan.slots[i].push_back(plan.out.size());
+      plan.out.push_back(KeyValue{hit.key, std::string()});
+      plan.reads[i].push_back(std::move(hit));
+    } else {
+      plan.out.push_back(KeyValue{std::move(hit.key), std::move(hit.value)});
+    }
     if (++next[i] < parts[i].size()) heads.push(Head{&parts[i][next[i]].key, i});
   }
-  return out;
+  for (uint32_t i = 0; i < parts.size(); ++i) {
+    if (!plan.reads[i].empty()) plan.shards_with_reads.push_back(i);
+  }
+  return plan;
+}
+
+// The scan's second round: each shard in the plan reads its kept hits'
+// values, and `done` gets them all in key order.
+void ReadScanValues(sched::ExecutorGroup& group, const std::vector<std::unique_ptr<Shard>>& shards,
+                    const std::vector<sched::QueueId>& queues, ScanPlan plan,
+                    const Engine::ScanCallback& done, OpGate::Pass pass) {
+  if (plan.shards_with_reads.empty()) return done(std::move(plan.out));
+  auto shared = std::make_shared<ScanPlan>(std::move(plan));
+  using Values = Result<std::vector<KeyValue>>;
+  auto place = [shared, done](std::vector<Values> parts, OpGate::Pass /*pass*/) {
+    for (size_t p = 0; p < parts.size(); ++p) {
+      if (!parts[p].ok()) return done(parts[p].status());
+      const uint32_t shard = shared->shards_with_reads[p];
+      std::vector<KeyValue>& values = *parts[p];
+      assert(values.size() == shared->slots[shard].size());
+      for (size_t j = 0; j < values.size(); ++j) {
+        shared->out[shared->slots[shard][j]].value = std::move(values[j].value);
+      }
+    }
+    done(std::move(shared->out));
+  };
+  auto make_for = [&shards, shared](uint32_t i) {
+    Shard* shard = shards[i].get();
+    return [shard, hits = std::move(shared->reads[i])]() mutable {
+      return shard->ReadHits(std::move(hits));
+    };
+  };
+  FanOut<Values>(group, shards, shared->shards_with_reads, queues, make_for, std::move(place),
+                 std::move(pass));
 }
 
 Status TailShardError(uint32_t shard, uint32_t shard_count) {
@@ -59,24 +110,29 @@ Status TailShardError(uint32_t shard, uint32_t shard_count) {
 
 // ---- Scan.
 
+// Two rounds: each shard takes its snapshot and yields up to max_keys
+// keys; the merge keeps the first max_keys; each shard then reads the values
+// of the ones it holds. A shard's surplus keys cost no read.
 void EngineImpl::ScanAsync(const ScanOptions& o, ScanCallback done) {
   OpGate::Pass pass = gate_.Enter();  // Until `done` returns (fan_out.h).
   if (!pass) return done(Closed());
-  using Part = Result<std::vector<KeyValue>>;
-  auto merge = [max_keys = o.max_keys, done = std::move(done)](std::vector<Part> parts) {
-    std::vector<std::vector<KeyValue>> sorted;
+  using Keys = Result<std::vector<ScanHit>>;
+  auto pick = [this, max_keys = o.max_keys, done = std::move(done)](std::vector<Keys> parts,
+                                                                    OpGate::Pass held) {
+    std::vector<std::vector<ScanHit>> sorted;
     sorted.reserve(parts.size());
-    for (Part& part : parts) {
+    for (Keys& part : parts) {
       if (!part.ok()) return done(part.status());
       sorted.push_back(std::move(*part));
     }
-    done(MergeByKey(sorted, max_keys));
+    ReadScanValues(*group_, shards_, foreground_queue_, PlanScan(sorted, max_keys), done,
+                   std::move(held));
   };
   auto make_for = [this, o](uint32_t i) {
     Shard* shard = shards_[i].get();
-    return [shard, o] { return shard->Scan(o.from, o.to, o.max_keys); };
+    return [shard, o] { return shard->ScanKeys(o.from, o.to, o.max_keys); };
   };
-  FanOut<Part>(*group_, shards_, all_shards_, foreground_queue_, make_for, std::move(merge),
+  FanOut<Keys>(*group_, shards_, all_shards_, foreground_queue_, make_for, std::move(pick),
                std::move(pass));
 }
 
@@ -98,7 +154,9 @@ void EngineImpl::TailAsync(const TailOptions& o, TailCallback done) {
   if (!pass) return done(Closed());
   if (o.shard >= shard_count_) return done(TailShardError(o.shard, shard_count_));
   using Part = Result<std::vector<LogRecord>>;
-  auto one = [done = std::move(done)](std::vector<Part> parts) { done(std::move(parts[0])); };
+  auto one = [done = std::move(done)](std::vector<Part> parts, OpGate::Pass /*pass*/) {
+    done(std::move(parts[0]));
+  };
   auto make_for = [this, o](uint32_t i) {
     Shard* shard = shards_[i].get();
     return [shard, o] { return shard->Tail(o.from_sequence, o.max_records); };
@@ -126,7 +184,7 @@ void EngineImpl::SyncAsync(StatusCallback done) {
   // Each part is posted after every write this caller saw acknowledged
   // (each inbox is FIFO), so those writes are queued or durable when its
   // shard syncs.
-  auto combine = [this, done = std::move(done)](std::vector<Status> parts) {
+  auto combine = [this, done = std::move(done)](std::vector<Status> parts, OpGate::Pass /*pass*/) {
     Status first_error;
     for (Status& s : parts) {
       if (!s.ok() && first_error.ok()) first_error = std::move(s);

@@ -32,6 +32,14 @@ struct ShardOptions {
   bool use_hint_files = false;  // Options::use_hint_files.
 };
 
+// A key a scan's snapshot found: where its value is on disk, or (for a
+// write not yet flushed when the snapshot was taken) the value itself.
+struct ScanHit {
+  std::string key;
+  std::optional<IndexEntry> entry;
+  std::string value;  // When !entry.
+};
+
 class Shard {
  public:
   // Opens the shard's directory and recovers it. Call on its executor.
@@ -55,12 +63,17 @@ class Shard {
   // True once a write error made the shard read-only. Any thread.
   bool read_only() const noexcept { return read_only_.load(std::memory_order_acquire); }
 
-  // Up to `max_keys` keys in [from, to) (to empty: no end), with values.
+  // Up to `max_keys` keys in [from, to) (to empty: no end), in key order.
   // Not a coroutine: the call takes the scan's snapshot (the index, with
   // the unflushed writes over it), so a scan started from an
   // OrderedRequest sees exactly the writes queued before it. The task
-  // waits until those writes are durable and reads the values.
-  Task<Result<std::vector<KeyValue>>> Scan(std::string from, std::string to, uint64_t max_keys);
+  // waits until those writes are durable and yields the hits; ReadHits
+  // then reads the values of the ones the merge keeps.
+  Task<Result<std::vector<ScanHit>>> ScanKeys(std::string from, std::string to, uint64_t max_keys);
+  // The values of `hits` (from ScanKeys on this shard), in their order,
+  // with several reads in flight. The segments the entries name are never
+  // removed while the shard is open.
+  Task<Result<std::vector<KeyValue>>> ReadHits(std::vector<ScanHit> hits);
   // Records with sequence >= from, in log order, at most `max_records`,
   // none later than the last write queued before the call (not a
   // coroutine either; the task waits for durability and reads the log).
@@ -74,25 +87,16 @@ class Shard {
  private:
   Shard(ShardOptions options, io::Directory dir);
   Task<Result<std::string>> ReadValue(const IndexEntry& entry, std::string_view key);
-  // A key a scan's snapshot found: where its value is on disk, or (for a
-  // write not yet flushed when the snapshot was taken) the value itself.
-  struct ScanHit {
-    std::string key;
-    std::optional<IndexEntry> entry;
-    std::string value;  // When !entry.
-  };
   struct ScanReads;
   // The scan's keys now: the index overlaid with the unflushed writes
   // (`with_pending`; without, the index alone).
   std::vector<ScanHit> ScanSnapshot(std::string_view from, std::string_view to, uint64_t max_keys,
                                     bool with_pending) const;
-  Task<Result<std::vector<KeyValue>>> FinishScan(std::vector<ScanHit> hits, uint64_t ticket,
-                                                 std::string from, std::string to,
-                                                 uint64_t max_keys);
+  Task<Result<std::vector<ScanHit>>> FinishScanKeys(std::vector<ScanHit> hits, uint64_t ticket,
+                                                    std::string from, std::string to,
+                                                    uint64_t max_keys);
   Task<Result<std::vector<LogRecord>>> ReadTail(uint64_t from_sequence, uint64_t max_records,
                                                 uint64_t last_sequence, uint64_t ticket);
-  // Reads the values of a scan's hits with several reads in flight.
-  Task<Result<std::vector<KeyValue>>> ReadValues(std::vector<ScanHit> hits);
   static Task<void> ScanReader(Shard* shard, ScanReads* reads);
   // Queues a request behind the stalled ones, and starts the drainer.
   void Stall(StalledLink* link);

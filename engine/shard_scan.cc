@@ -18,15 +18,15 @@ namespace {
 constexpr uint32_t kScanReadsInFlightMax = 32;
 }  // namespace
 
-Task<Result<std::vector<KeyValue>>> Shard::Scan(std::string from, std::string to,
-                                                uint64_t max_keys) {
+Task<Result<std::vector<ScanHit>>> Shard::ScanKeys(std::string from, std::string to,
+                                                   uint64_t max_keys) {
   std::vector<ScanHit> hits = ScanSnapshot(from, to, max_keys, /*with_pending=*/true);
-  return FinishScan(std::move(hits), writer_->sync_ticket(), std::move(from), std::move(to),
-                    max_keys);
+  return FinishScanKeys(std::move(hits), writer_->sync_ticket(), std::move(from), std::move(to),
+                        max_keys);
 }
 
-std::vector<Shard::ScanHit> Shard::ScanSnapshot(std::string_view from, std::string_view to,
-                                                uint64_t max_keys, bool with_pending) const {
+std::vector<ScanHit> Shard::ScanSnapshot(std::string_view from, std::string_view to,
+                                         uint64_t max_keys, bool with_pending) const {
   std::vector<PendingEntry> pending;
   if (with_pending) pending = writer_->PendingInRange(from, to);
   std::vector<ScanHit> hits;
@@ -61,9 +61,9 @@ std::vector<Shard::ScanHit> Shard::ScanSnapshot(std::string_view from, std::stri
   return hits;
 }
 
-Task<Result<std::vector<KeyValue>>> Shard::FinishScan(std::vector<ScanHit> hits, uint64_t ticket,
-                                                      std::string from, std::string to,
-                                                      uint64_t max_keys) {
+Task<Result<std::vector<ScanHit>>> Shard::FinishScanKeys(std::vector<ScanHit> hits, uint64_t ticket,
+                                                         std::string from, std::string to,
+                                                         uint64_t max_keys) {
   // A scan returns nothing a crash could take back: the unflushed writes
   // in its snapshot count only once durable.
   Status durable = co_await writer_->SyncTo(ticket);
@@ -73,12 +73,10 @@ Task<Result<std::vector<KeyValue>>> Shard::FinishScan(std::vector<ScanHit> hits,
     durable.IgnoreError();
     hits = ScanSnapshot(from, to, max_keys, /*with_pending=*/false);
   }
-  // The segments the entries name are never removed while the shard is
-  // open, so the snapshot's entries still hold their records.
-  co_return co_await ReadValues(std::move(hits));
+  co_return hits;
 }
 
-// A scan's value reads, shared by its reader tasks; lives in ReadValues's
+// A scan's value reads, shared by its reader tasks; lives in ReadHits's
 // frame, which waits until every reader has ended.
 struct Shard::ScanReads {
   std::vector<ScanHit> hits;
@@ -94,7 +92,7 @@ Task<void> Shard::ScanReader(Shard* shard, ScanReads* reads) {
   while (reads->next < reads->hits.size() && reads->first_error.ok()) {
     const size_t i = reads->next++;
     ScanHit& hit = reads->hits[i];
-    if (!hit.entry) {  // From the snapshot's unflushed writes.
+    if (!hit.entry) {  // From a snapshot's unflushed writes.
       reads->out[i] = KeyValue{std::move(hit.key), std::move(hit.value)};
       continue;
     }
@@ -109,7 +107,7 @@ Task<void> Shard::ScanReader(Shard* shard, ScanReads* reads) {
   if (--reads->readers == 0) reads->done.NotifyAll();
 }
 
-Task<Result<std::vector<KeyValue>>> Shard::ReadValues(std::vector<ScanHit> hits) {
+Task<Result<std::vector<KeyValue>>> Shard::ReadHits(std::vector<ScanHit> hits) {
   ScanReads reads;
   reads.hits = std::move(hits);
   reads.out.resize(reads.hits.size());

@@ -145,8 +145,9 @@ class Engine {
   virtual Status Write(const WriteOptions& options, const WriteBatch& batch) = 0;
   // NotFound when the key is absent or deleted.
   virtual Result<std::string> Get(std::string_view key) = 0;
-  // Keys in order across all shards: each shard reads up to max_keys of
-  // its keys in [from, to), and a k-way merge keeps the first max_keys.
+  // Keys in order across all shards: each shard finds up to max_keys of
+  // its keys in [from, to), a k-way merge keeps the first max_keys, and
+  // only their values are read.
   virtual Result<std::vector<KeyValue>> Scan(const ScanOptions& options) = 0;
   // A shard's records in log order.
   virtual Result<std::vector<LogRecord>> Tail(const TailOptions& options) = 0;
