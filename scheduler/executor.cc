@@ -118,19 +118,6 @@ void Executor::WakeIfSleeping() noexcept {
   if (sleeping_.load(std::memory_order_relaxed)) backend_->Wake();
 }
 
-bool Executor::PushFromOutside(const Message& msg) {
-  if (Current() == this && !shutting_down_) {
-    // FIFO with this thread's other self-messages, which is all the order a
-    // post promises; it costs no lock, and the executor is awake.
-    self_messages_.push_back(msg);
-    return true;
-  }
-  // An executor (of this group or another) never waits for room: see
-  // MessageInbox.
-  const bool may_wait = Current() == nullptr;
-  return inbox_.Push(msg, may_wait, [this] { WakeIfSleeping(); });
-}
-
 void Executor::ThreadMain() {
   // "dmalog-exec-N" in ps, top and perf (at most 15 characters).
   const std::string name = "dmalog-exec-" + std::to_string(shard_ % 1000);

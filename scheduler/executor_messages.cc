@@ -8,6 +8,19 @@
 
 namespace dmalog::sched {
 
+bool Executor::PushFromOutside(const Message& msg) {
+  if (Current() == this && !shutting_down_) {
+    // FIFO with this thread's other self-messages, which is all the order a
+    // post promises; it costs no lock, and the executor is awake.
+    self_messages_.push_back(msg);
+    return true;
+  }
+  // An executor (of this group or another) never waits for room: see
+  // MessageInbox.
+  const bool may_wait = Current() == nullptr;
+  return inbox_.Push(msg, may_wait, [this] { WakeIfSleeping(); });
+}
+
 bool Executor::TrySend(uint32_t target, const Message& msg) {
   assert(Current() == this);
   assert(target < group_->shards());
