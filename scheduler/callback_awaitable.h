@@ -11,7 +11,9 @@
 // task's group. The task resumes on its own executor, in its own queue:
 // at once if the callback already ran, else by a message to that executor.
 // If the group stops before the resumption runs, the task is destroyed with
-// its executor, as every suspended task is.
+// its executor, as every suspended task is. If its executor stops first (a
+// broken ring) the callback may come after the task is gone: the awaitable's
+// state lives in an executor-owned slot (await_slots.h) that tells it so.
 #pragma once
 
 #include <atomic>
@@ -21,6 +23,7 @@
 #include <optional>
 #include <utility>
 
+#include "scheduler/await_slots.h"
 #include "scheduler/executor.h"
 #include "scheduler/executor_group.h"
 
@@ -32,6 +35,20 @@ class [[nodiscard]] CallbackAwaitable {
   explicit CallbackAwaitable(StartFn start) : start_(std::move(start)) {}
   CallbackAwaitable(const CallbackAwaitable&) = delete;
   CallbackAwaitable& operator=(const CallbackAwaitable&) = delete;
+  // Destroyed while suspended only when its executor stops with the task
+  // still waiting: the slot then says so to the callback, which may still
+  // come from another executor (or from the teardown of the operation).
+  ~CallbackAwaitable() {
+    if (slot_ == nullptr) return;  // Never started.
+    assert(Executor::Current() == home_);
+    uint32_t state = kSuspended;
+    if (slot_->state.compare_exchange_strong(state, kAbandoned, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+      return;  // The callback will find kAbandoned (and delete a heap slot).
+    }
+    WaitCompleted(*slot_);
+    home_->await_slots().GiveBack(slot_);
+  }
 
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> waiter) {
@@ -39,10 +56,19 @@ class [[nodiscard]] CallbackAwaitable {
     assert(home_ != nullptr && "AwaitCallback outside an executor");
     queue_ = home_->current_queue();
     waiter_ = waiter;
-    start_(std::function<void(R)>([this](R result) { Complete(std::move(result)); }));
-    // Suspend unless the callback already ran (inline, or on another
-    // executor before this point): then whoever completed left resuming to us.
-    return state_.exchange(kSuspended, std::memory_order_acq_rel) != kCompleted;
+    slot_ = home_->await_slots().Take();
+    slot_->owner = this;
+    // Captures one pointer: std::function keeps it without allocating.
+    start_(std::function<void(R)>([slot = slot_](R result) { Complete(slot, std::move(result)); }));
+    uint32_t state = kStarting;
+    if (slot_->state.compare_exchange_strong(state, kSuspended, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+      return true;
+    }
+    // The callback ran (inline, or on another executor before this point),
+    // or is storing the result now; resuming is left to us.
+    WaitCompleted(*slot_);
+    return false;
   }
   R await_resume() {
     assert(result_.has_value());
@@ -50,26 +76,54 @@ class [[nodiscard]] CallbackAwaitable {
   }
 
  private:
-  enum : uint32_t { kStarting = 0, kSuspended = 1, kCompleted = 2 };
+  // The slot's state. kStarting -> kSuspended -> kCompleting -> kCompleted,
+  // or kStarting -> kCompleting -> kCompleted (the callback came before
+  // await_suspend's end), or kSuspended -> kAbandoned (the task was
+  // destroyed first). The frame may be touched by the callback only in
+  // kCompleting, which the frame's owner waits out.
+  enum : uint32_t { kStarting = 0, kSuspended, kCompleting, kCompleted, kAbandoned };
 
-  void Complete(R result) {
-    assert(!result_.has_value() && "an asynchronous callback ran twice");
-    result_.emplace(std::move(result));
-    // Before await_suspend's exchange, await_suspend resumes the task
-    // itself; this must touch nothing after the exchange then.
-    if (state_.exchange(kCompleted, std::memory_order_acq_rel) != kSuspended) return;
-    if (Executor::Current() == home_) {
-      home_->Schedule(waiter_, queue_);
+  // Bounded: kCompleting lasts while the callback moves one result.
+  static void WaitCompleted(const AwaitSlot& slot) {
+    while (slot.state.load(std::memory_order_acquire) == kCompleting) CpuRelax();
+    assert(slot.state.load(std::memory_order_acquire) == kCompleted);
+  }
+
+  static void Complete(AwaitSlot* slot, R result) {
+    uint32_t state = slot->state.load(std::memory_order_acquire);
+    // Bounded: the state changes at most once (to kSuspended or
+    // kAbandoned) before the callback claims it.
+    for (;;) {
+      assert(state != kCompleting && state != kCompleted && "an asynchronous callback ran twice");
+      if (state == kAbandoned) {
+        if (slot->from_heap) delete slot;
+        return;  // The task is gone; `result` is dropped here.
+      }
+      if (slot->state.compare_exchange_weak(state, kCompleting, std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+        break;
+      }
+    }
+    auto* self = static_cast<CallbackAwaitable*>(slot->owner);
+    self->result_.emplace(std::move(result));
+    const bool suspended = state == kSuspended;
+    Executor* const home = self->home_;
+    const std::coroutine_handle<> waiter = self->waiter_;
+    const QueueId queue = self->queue_;
+    slot->state.store(kCompleted, std::memory_order_release);
+    // From here the task may run, and free its frame and the slot.
+    if (!suspended) return;  // await_suspend resumes the task itself.
+    if (Executor::Current() == home) {
+      home->Schedule(waiter, queue);
       return;
     }
-    const Message msg{&RunResume, &DropResume, this, queue_};
+    const Message msg{&RunResume, &DropResume, waiter.address(), queue};
     // False only when the group stopped: the task is destroyed with its
-    // executor, and this awaitable with it.
-    if (!home_->group()->Post(home_->shard(), msg)) msg.drop(msg.arg);
+    // executor, after this, since the result is already stored.
+    if (!home->group()->Post(home->shard(), msg)) msg.drop(msg.arg);
   }
   static void RunResume(Executor& executor, void* arg, uint64_t queue) {
-    auto* self = static_cast<CallbackAwaitable*>(arg);
-    executor.Schedule(self->waiter_, static_cast<uint32_t>(queue));
+    executor.Schedule(std::coroutine_handle<>::from_address(arg), static_cast<uint32_t>(queue));
   }
   static void DropResume(void* /*arg*/) {}
 
@@ -77,8 +131,8 @@ class [[nodiscard]] CallbackAwaitable {
   Executor* home_ = nullptr;
   QueueId queue_ = kDefaultQueue;
   std::coroutine_handle<> waiter_;
+  AwaitSlot* slot_ = nullptr;  // Taken from home_'s slots in await_suspend.
   std::optional<R> result_;
-  std::atomic<uint32_t> state_{kStarting};
 };
 
 // `start(std::function<void(R)> done)` starts the operation; the awaitable

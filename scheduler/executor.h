@@ -26,6 +26,7 @@
 #include "dmalog/status.h"
 #include "io/backend.h"
 #include "io/reactor.h"
+#include "scheduler/await_slots.h"
 #include "scheduler/io_dispatcher.h"
 #include "scheduler/message.h"
 #include "scheduler/task.h"
@@ -158,6 +159,8 @@ class Executor final : public io::Reactor {
   uint32_t current_queue() const noexcept override { return current_queue_; }
   void Schedule(std::coroutine_handle<> handle, uint32_t queue) override;
   io::BufferPool& buffer_pool() noexcept override;
+  // The rendezvous slots of CallbackAwaitable (await_slots.h).
+  AwaitSlots& await_slots() noexcept { return await_slots_; }
 
   static uint64_t NowNs() noexcept {
     return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -244,6 +247,7 @@ class Executor final : public io::Reactor {
 
   // Messages this executor's own thread sent or posted to itself.
   std::deque<Message> self_messages_;
+  AwaitSlots await_slots_;      // Outlives the callbacks: see await_slots.h.
   bool shutting_down_ = false;  // Shutdown() has begun: self-posts go to the closed inbox.
   std::deque<Message> inbox_batch_;
   // Per target shard: sends waiting for room (FIFO, intrusive).
