@@ -9,7 +9,9 @@
 #   durable-inflight fillrandom --sync=1 --inflight=256      (dmalog vs db_bench's best of 16/64 threads)
 #                    (600 K operations, about 2 s: long enough that a new
 #                    database's segment preparation is not most of the run)
-#   durable-1t-p50  fillrandom --sync=1 --threads=1, P50 us (dmalog vs fio write+fdatasync qd1)
+#   durable-1t-p50  fillrandom --sync=1 --threads=1, P50 us (dmalog vs fio write+fdatasync qd1:
+#                   the P50 of the write's whole latency, submission included, plus the
+#                   P50 of the fdatasync's)
 #   fillseq-nosync  fillseq --sync=0                        (dmalog vs db_bench)
 #   readrandom-16t  readrandom --threads=16, O_DIRECT        (dmalog vs fio randread qd16)
 # Needs: build/dmalog_bench, db_bench (rocksdb-tools), fio, python3.
@@ -95,7 +97,10 @@ def fio(name):  # (IOPS, P50 us) per round
         j = json.loads(t[t.index("{"):])["jobs"][0]
         rw = "write" if j["write"]["io_bytes"] > 0 else "read"
         iops.append(j[rw]["iops"])
-        lat = j[rw]["clat_ns"]["percentile"]["50.000000"]
+        # The whole latency (submission + completion) when the profile asks
+        # fio for it (lat_percentiles=1), as a dmalog call's latency is.
+        lat_ns = j[rw]["lat_ns"] if "percentile" in j[rw]["lat_ns"] else j[rw]["clat_ns"]
+        lat = lat_ns["percentile"]["50.000000"]
         if "sync" in j and j["sync"].get("lat_ns", {}).get("percentile"):
             lat += j["sync"]["lat_ns"]["percentile"]["50.000000"]
         p50us.append(lat / 1000)
