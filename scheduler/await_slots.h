@@ -26,7 +26,9 @@
 
 namespace dmalog::sched {
 
-struct AwaitSlot {
+// One cache line each: the slots of different awaits are swapped by
+// different threads.
+struct alignas(64) AwaitSlot {
   // CallbackAwaitable's state: kStarting, kSuspended, ... (see there).
   std::atomic<uint32_t> state{0};
   void* owner = nullptr;  // The awaitable; set on its executor before the callback can run.

@@ -21,6 +21,7 @@
 #include <coroutine>
 #include <functional>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "scheduler/await_slots.h"
@@ -83,11 +84,19 @@ class [[nodiscard]] CallbackAwaitable {
   // kCompleting, which the frame's owner waits out.
   enum : uint32_t { kStarting = 0, kSuspended, kCompleting, kCompleted, kAbandoned };
 
-  // Bounded: kCompleting lasts while the callback moves one result.
+  // Bounded: kCompleting lasts while the callback moves one result. Yields
+  // now and then, in case the completing thread was preempted on this CPU.
   static void WaitCompleted(const AwaitSlot& slot) {
-    while (slot.state.load(std::memory_order_acquire) == kCompleting) CpuRelax();
+    for (uint32_t polls = 1; slot.state.load(std::memory_order_acquire) == kCompleting; ++polls) {
+      if (polls % kPollsPerYield == 0) {
+        std::this_thread::yield();
+      } else {
+        CpuRelax();
+      }
+    }
     assert(slot.state.load(std::memory_order_acquire) == kCompleted);
   }
+  static constexpr uint32_t kPollsPerYield = 64;
 
   static void Complete(AwaitSlot* slot, R result) {
     uint32_t state = slot->state.load(std::memory_order_acquire);
