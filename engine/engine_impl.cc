@@ -211,7 +211,10 @@ Status EngineImpl::Close() {
     if (s.ok()) {
       s = RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); });
     }
-    if (!s.ok() && result.ok()) result = s;
+    if (!s.ok()) {
+      s = LeakUnreachableShard(i, s);
+      if (result.ok()) result = s;
+    }
   }
   if (group_) group_->Stop();
   lock_.Unlock();
@@ -224,6 +227,28 @@ Status EngineImpl::Close() {
   }
   close_result_ = result;
   return result;
+}
+
+Status EngineImpl::LeakUnreachableShard(uint32_t i, const Status& why) {
+  // Only an executor that stopped on its own (its ring failed: it printed
+  // why) refuses these calls. It destroyed the shard's tasks, whose frames
+  // the shard's wait lists still point into, so destroying the shard here
+  // would touch freed memory: it is leaked, with its open files, instead.
+  // What it acknowledged is durable; the next open recovers it. Kept
+  // reachable (as the executor keeps a buffer pool it cannot free), so leak
+  // checkers see a deliberate keep, not a loss.
+  static std::mutex graveyard_mu;
+  static auto* graveyard = new std::vector<std::unique_ptr<Shard>>();
+  {
+    std::lock_guard<std::mutex> lock(graveyard_mu);
+    graveyard->push_back(std::move(shards_[i]));
+  }
+  std::fprintf(stderr, "dmalog: shard %u could not be stopped (%s); its memory is not freed\n", i,
+               why.ToString().c_str());
+  return Status::IOError("shard " + std::to_string(i) +
+                         " stopped before Close (its executor's io_uring failed; stderr has "
+                         "the error): what it acknowledged is durable, reopen the database to "
+                         "recover it");
 }
 
 Status EngineImpl::Closed() { return Status::Aborted("the database is closed"); }
