@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "io/buffer_pool.h"
@@ -107,15 +108,6 @@ void Executor::RequestStop() noexcept {
 
 void Executor::Join() {
   if (thread_.joinable()) thread_.join();
-}
-
-void Executor::WakeIfSleeping() noexcept {
-  // Pairs with the read-modify-write in Sleep(): RMWs of wake_sync_ are
-  // totally ordered, so either we see sleeping_, or the executor sees what
-  // we published before calling this. (An RMW rather than a fence: TSan
-  // understands it.)
-  wake_sync_.fetch_add(1, std::memory_order_acq_rel);
-  if (sleeping_.load(std::memory_order_relaxed)) backend_->Wake();
 }
 
 void Executor::ThreadMain() {
@@ -329,40 +321,6 @@ bool Executor::AnyRunnable() const noexcept {
     if (!queues_[i]->empty()) return true;
   }
   return false;
-}
-
-bool Executor::IdlePoll() {
-  const uint64_t poll_ns = static_cast<uint64_t>(options_.idle_poll.count());
-  // With I/O in flight, sleep: completing it may need a kernel worker (an
-  // RWF_DSYNC write does), and polling would keep it off the CPU.
-  if (poll_ns == 0 || pending_count_ > 0 || dispatcher_->in_flight() > 0) return false;
-  // Bounded by the poll window (each round takes at least a clock read).
-  for (uint64_t now_ns = NowNs(); now_ns < last_work_ns_ + poll_ns; now_ns = NowNs()) {
-    if (HasIncoming() || (!timers_.empty() && timers_.next_deadline_ns() <= now_ns)) return true;
-    CpuRelax();
-  }
-  return false;
-}
-
-void Executor::Sleep() {
-  int64_t timeout_ns = -1;
-  if (!timers_.empty()) {
-    const uint64_t now_ns = NowNs();
-    const uint64_t next_ns = timers_.next_deadline_ns();
-    timeout_ns = next_ns > now_ns ? static_cast<int64_t>(next_ns - now_ns) : 0;
-  }
-  if (pending_count_ > 0 && (timeout_ns < 0 || timeout_ns > kSendRetryNs)) {
-    timeout_ns = kSendRetryNs;
-  }
-  // Set the flag, then re-check the inboxes: a sender either sees the flag
-  // (and wakes the ring) or published its message before our check.
-  sleeping_.store(true, std::memory_order_relaxed);
-  wake_sync_.fetch_add(1, std::memory_order_acq_rel);
-  if (!HasIncoming() && timeout_ns != 0) {
-    ++sleeps_;
-    ReapIo(timeout_ns);
-  }
-  sleeping_.store(false, std::memory_order_relaxed);
 }
 
 TaskQueue* Executor::Pick(uint64_t now_ns) noexcept {

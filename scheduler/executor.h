@@ -45,6 +45,8 @@ inline constexpr uint32_t kTimersPerIterationMax = 4096;
 inline constexpr int64_t kSendRetryNs = 50'000;
 // Shutdown waits at most this long for in-flight I/O (kernel owns buffers).
 inline constexpr int64_t kStopDrainNs = 10'000'000'000;
+// The idle poll yields the CPU once every this many polls (a few µs).
+inline constexpr uint32_t kIdlePollsPerYield = 64;
 
 // BackendOptions with a modest ring (tests create many executors).
 inline io::BackendOptions DefaultExecutorBackendOptions() {
@@ -76,8 +78,8 @@ struct ExecutorOptions {
   // Before sleeping with no I/O in flight, poll the inboxes for this long
   // after the last work (as Seastar's --idle-poll-time-us): a message that
   // arrives meanwhile costs its sender no wake-up syscall and the executor
-  // no wake-up (tens of microseconds on a VM). Burns the CPU while polling;
-  // zero sleeps at once.
+  // no wake-up (tens of microseconds on a VM). Burns the CPU while polling,
+  // yielding it every kIdlePollsPerYield polls; zero sleeps at once.
   std::chrono::nanoseconds idle_poll = std::chrono::nanoseconds(0);
   // Device saturation: requests in flight (0 = the ring depth) and bytes.
   uint32_t device_in_flight_max = 0;

@@ -66,21 +66,22 @@ struct Options {
   // Use the thread-pool backend even where io_uring works (testing).
   bool force_io_fallback = false;
   // Latency against CPU. A blocking call that is the only one in flight
-  // spins for up to `caller_spin_us` before it sleeps, and before an
-  // executor thread sleeps it polls its ring and inbox for `idle_poll_us`
-  // after its last work (Seastar's --idle-poll-time-us). Either saves a
-  // thread wake-up per request (tens of microseconds on a VM, a few on bare
-  // metal) and burns its CPU while it waits; 0 sleeps at once. Measured on
-  // 2 vCPUs (README, "Engine figures"): the caller's spin takes a lone
-  // durable put from 78 us to 61 us at the median; the executor's poll
-  // makes it slower (102 us), because the kernel worker that completes an
-  // RWF_DSYNC write then waits for a CPU, so it is off by default. The
-  // caller's spin yields its CPU every few microseconds, so an executor
-  // the kernel put on the same CPU still runs; the executor's poll does
-  // not, and on 2026-12-06, with the kernel packing threads onto one vCPU,
-  // `idle_poll_us = 300` took that P50 from 123-158 us to 364-441 us.
+  // spins for up to `caller_spin_us` before it sleeps, and an executor with
+  // nothing to run and no I/O in flight polls its inboxes for
+  // `idle_poll_us` after its last work before it sleeps (Seastar's
+  // --idle-poll-time-us). Either saves a thread wake-up per request (tens
+  // of microseconds on a VM, a few on bare metal) and burns its CPU while
+  // it waits, yielding it every few microseconds to any thread that is
+  // ready on it; 0 sleeps at once. Measured on 2 vCPUs whose kernel packs
+  // threads onto one vCPU (2026-12-06, `bench/ab.sh`, idle_poll_us 0
+  // against 300, B/A of ops/s): one thread's readrandom 1.59, fillseq
+  // --sync=0 1.44, a lone durable put's P50 126-138 us to 93-117 us;
+  // 16 durable writers 0.95 and 1.06, 16 readers 0.99, 2x256 writes in
+  // flight 1.01. The spins used to be pure `pause` loops; on a packed vCPU
+  // they held off the very thread they waited for (a lone durable put's
+  // P50 354-387 us; docs/benchmarks.md, session 12).
   uint32_t caller_spin_us = 200;
-  uint32_t idle_poll_us = 0;
+  uint32_t idle_poll_us = 300;
 
   // Print no warning line on stderr when a fallback is taken; the reasons
   // stay readable in Stats() (io_fallback, direct_io).

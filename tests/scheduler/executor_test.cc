@@ -175,6 +175,34 @@ TEST(ExecutorTest, StatsNameTheBackendAndCountTasks) {
   EXPECT_GE(stats->messages_run, 10u);
 }
 
+// With an idle poll, messages that come while the executor polls are taken
+// without it going to sleep; without one it sleeps between them.
+TEST(ExecutorTest, IdlePollTakesMessagesWithoutSleeping) {
+  constexpr int kMessages = 40;
+  uint64_t sleeps[2] = {0, 0};
+  for (int polling = 0; polling < 2; ++polling) {
+    GroupOptions options = SmallGroup(1);
+    options.executor.idle_poll =
+        polling ? std::chrono::milliseconds(500) : std::chrono::nanoseconds(0);
+    auto group = StartOrDie(options);
+    ASSERT_NE(group, nullptr);
+    ASSERT_OK(group->submit_to(0, [] {}).get());
+    Result<ExecutorStats> before = group->Stats(0);
+    ASSERT_TRUE(before.ok());
+    for (int i = 0; i < kMessages; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ASSERT_OK(group->submit_to(0, [] {}).get());
+    }
+    Result<ExecutorStats> after = group->Stats(0);
+    ASSERT_TRUE(after.ok());
+    sleeps[polling] = after->sleeps - before->sleeps;
+  }
+  // Each 1 ms gap puts the plain executor to sleep; the polling one sleeps
+  // only if a gap outlasts its 500 ms window (a stalled host).
+  EXPECT_GE(sleeps[0], static_cast<uint64_t>(kMessages / 2));
+  EXPECT_LT(sleeps[1], static_cast<uint64_t>(kMessages / 4));
+}
+
 // Counts live instances, to prove frames are destroyed at Stop.
 struct LiveCounter {
   explicit LiveCounter(std::atomic<int>* live) : live_(live) { ++*live_; }
