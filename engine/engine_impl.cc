@@ -114,7 +114,9 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   g.executor.backend.require_io_uring = options_.require_direct_io;
   g.executor.backend.wrap = hooks.wrap_backend;
   g.executor.backend.quiet = options_.quiet;
-  g.executor.idle_poll = std::chrono::microseconds(options_.idle_poll_us);
+  // On one CPU, polling would only delay the thread that would post to us.
+  g.executor.idle_poll = std::chrono::microseconds(
+      std::thread::hardware_concurrency() > 1 ? options_.idle_poll_us : 0);
   g.executor.buffer_count = kReadBuffers;
   g.executor.buffer_size_bytes = kReadBufferBytes;
   Result<std::unique_ptr<sched::ExecutorGroup>> group = sched::ExecutorGroup::Start(g);
@@ -166,22 +168,30 @@ Status EngineImpl::OpenShards() {
     shards_[i] = std::move(*shard);
   }
   if (!first_error.ok()) {
-    // The shards that did open have no loops yet, so Close() must not Stop()
-    // them (Stop waits for the loops to end): discard them on their threads.
-    for (uint32_t i = 0; i < shard_count_; ++i) {
-      if (!shards_[i]) continue;
-      // The open error is the one to report.
-      RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); }).IgnoreError();
-    }
+    for (uint32_t i = 0; i < shard_count_; ++i) DiscardUnstartedShard(i);
     return first_error;
   }
   for (uint32_t i = 0; i < shard_count_; ++i) {
     Shard* shard = shards_[i].get();
     const sched::QueueId fg = foreground_queue_[i], bg = background_queue_[i];
     Status s = RunOn(*group_, i, fg, [shard, fg, bg] { shard->StartLoops(fg, bg); });
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      // Shard i's executor is gone (Close keeps the shard); the later ones
+      // never started their loops.
+      for (uint32_t j = i + 1; j < shard_count_; ++j) DiscardUnstartedShard(j);
+      return s;
+    }
   }
   return Status::OK();
+}
+
+void EngineImpl::DiscardUnstartedShard(uint32_t i) {
+  // Without loops, Close must not Stop it (Stop waits for the loops to
+  // end): it is destroyed on its own thread now, or kept if that is gone.
+  if (!shards_[i]) return;
+  Status s = RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); });
+  // The open's own error is the one to report.
+  if (!s.ok()) LeakUnreachableShard(i, s).IgnoreError();
 }
 
 EngineImpl::~EngineImpl() {
@@ -230,8 +240,8 @@ Status EngineImpl::Close() {
 }
 
 Status EngineImpl::LeakUnreachableShard(uint32_t i, const Status& why) {
-  // Only an executor that stopped on its own (its ring failed: it printed
-  // why) refuses these calls. It destroyed the shard's tasks, whose frames
+  // Only an executor that stopped on its own (its backend's Poll failed:
+  // it printed why) refuses these calls. It destroyed the shard's tasks, whose frames
   // the shard's wait lists still point into, so destroying the shard here
   // would touch freed memory: it is leaked, with its open files, instead.
   // What it acknowledged is durable; the next open recovers it. Kept
@@ -246,9 +256,9 @@ Status EngineImpl::LeakUnreachableShard(uint32_t i, const Status& why) {
   std::fprintf(stderr, "dmalog: shard %u could not be stopped (%s); its memory is not freed\n", i,
                why.ToString().c_str());
   return Status::IOError("shard " + std::to_string(i) +
-                         " stopped before Close (its executor's io_uring failed; stderr has "
-                         "the error): what it acknowledged is durable, reopen the database to "
-                         "recover it");
+                         " stopped before Close (its executor's I/O backend failed; stderr has "
+                         "the error): what it acknowledged as durable is on disk, reopen the "
+                         "database to recover it");
 }
 
 Status EngineImpl::Closed() { return Status::Aborted("the database is closed"); }

@@ -99,6 +99,8 @@ class EngineImpl final : public Engine {
     if (!pass) co_return Closed();
     co_return co_await sched::AwaitCallback<R>(std::move(start));
   }
+  // Destroys shard i, whose loops never started, on its executor.
+  void DiscardUnstartedShard(uint32_t i);
   // Close's answer for shard i when its executor is gone (`why`).
   Status LeakUnreachableShard(uint32_t i, const Status& why);
   // What Stats reports with no shard to ask (the engine is closed).

@@ -303,7 +303,11 @@ void Executor::Loop() {
   // Runs until Stop(): the one loop without a fixed bound, by design.
   while (!stop_requested_.load(std::memory_order_acquire)) {
     ++loop_iterations_;
+    const uint64_t messages_before = messages_run_;
     RunMessages();
+    // A message served at once (a get answered from memory) is work too:
+    // the idle poll's window counts from it.
+    if (messages_run_ != messages_before) last_work_ns_ = NowNs();
     FlushPendingSends();
     FireTimers(NowNs());
     if (dispatcher_->in_flight() > 0) ReapIo(0);

@@ -5,9 +5,11 @@
 // Executors are created and started by ExecutorGroup (executor_group.h). All
 // methods are executor-thread only unless marked "any thread".
 //
-// The loop (see docs/design-scheduler.md): receive messages, fire timers,
-// reap I/O completions into the task queues, run one slice of the queue the
-// policy picks; sleep in Backend::Poll only when nothing is runnable.
+// The loop (see "The executor" in docs/design.md): receive messages, fire
+// timers, reap I/O completions into the task queues, run one slice of the
+// queue the policy picks; when nothing is runnable, poll the inboxes for
+// ExecutorOptions::idle_poll (none while I/O is in flight), then sleep in
+// Backend::Poll.
 #pragma once
 
 #include <array>

@@ -28,15 +28,19 @@ using namespace std::chrono_literals;
 // as a broken ring's io_uring_enter would.
 class BreakableBackend final : public io::Backend {
  public:
-  BreakableBackend(std::unique_ptr<io::Backend> inner, const std::atomic<bool>* broken)
-      : inner_(std::move(inner)), broken_(broken) {}
+  BreakableBackend(std::unique_ptr<io::Backend> inner, const std::atomic<bool>* broken,
+                   std::atomic<bool>* failed)
+      : inner_(std::move(inner)), broken_(broken), failed_(failed) {}
   io::BackendKind kind() const noexcept override { return inner_->kind(); }
   std::string Describe() const override { return "breakable(" + inner_->Describe() + ")"; }
   uint32_t capacity() const noexcept override { return inner_->capacity(); }
   uint32_t in_flight() const noexcept override { return inner_->in_flight(); }
   void Submit(io::IoRequest* req) override { inner_->Submit(req); }
   Status Poll(int64_t timeout_ns) override {
-    if (broken_->load()) return Status::IOError("io_uring_enter: simulated broken ring", EBADF);
+    if (broken_->load()) {
+      failed_->store(true);
+      return Status::IOError("io_uring_enter: simulated broken ring", EBADF);
+    }
     return inner_->Poll(timeout_ns);
   }
   void SubmitNow() override { inner_->SubmitNow(); }
@@ -49,6 +53,7 @@ class BreakableBackend final : public io::Backend {
  private:
   std::unique_ptr<io::Backend> inner_;
   const std::atomic<bool>* broken_;
+  std::atomic<bool>* failed_;  // Set once a Poll has failed.
 };
 
 struct Loop {
@@ -59,7 +64,7 @@ struct Loop {
 // Until a call fails: an unsynced put to shard 1, then CoSync, whose part on
 // shard 1 waits for that put's flush while the part on shard 0 (nothing to
 // flush) answers at once. So the task mostly awaits shard 1 while its own
-// executor is idle and polling its ring.
+// executor sleeps in its backend's Poll.
 Task<void> PutAndSyncForever(Engine* db, Loop* loop, std::string key_on_1) {
   const WriteOptions unsynced{.sync = false};  // Named: see engine.h on GCC 12.
   for (uint64_t i = 0;; ++i) {
@@ -83,13 +88,18 @@ TEST(BrokenRingTest, ExecutorThatStopsOnItsOwnLeavesAwaitersAndCloseSafe) {
   const TestDir test_dir;
   const std::string dir = test_dir.File("db");
   std::atomic<bool> broken{false};
+  std::atomic<bool> failed{false};
   engine::EngineHooks hooks;
   hooks.wrap_backend =
-      [&broken](std::unique_ptr<io::Backend> inner) -> std::unique_ptr<io::Backend> {
+      [&broken, &failed](std::unique_ptr<io::Backend> inner) -> std::unique_ptr<io::Backend> {
     if (sched::Executor::Current()->shard() != 0) return inner;
-    return std::make_unique<BreakableBackend>(std::move(inner), &broken);
+    return std::make_unique<BreakableBackend>(std::move(inner), &broken, &failed);
   };
-  Result<std::unique_ptr<Engine>> opened = engine::OpenEngine(SmallDbOptions(dir, 2), hooks);
+  Options options = SmallDbOptions(dir, 2);
+  // Sleep (and so call Poll) as soon as idle: with an idle poll, an
+  // executor whose gaps are shorter than the window might never poll.
+  options.idle_poll_us = 0;
+  Result<std::unique_ptr<Engine>> opened = engine::OpenEngine(options, hooks);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   std::unique_ptr<Engine> db = std::move(*opened);
   for (int i = 0; i < 100; ++i) ASSERT_OK(db->Put({}, "key" + std::to_string(i), "value"));
@@ -105,7 +115,9 @@ TEST(BrokenRingTest, ExecutorThatStopsOnItsOwnLeavesAwaitersAndCloseSafe) {
   broken.store(true);
   // Executor 0 meets the broken ring at its next poll and stops, destroying
   // the task (normally while it awaits shard 1's part).
-  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 10000 && !failed.load(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(failed.load()) << "executor 0 never polled its backend";
+  std::this_thread::sleep_for(20ms);  // Its loop ends; at most one slice ran after the poll.
   const uint64_t answered = loop.answered.load();
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(loop.answered.load(), answered) << "the task still runs after its executor stopped";
