@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <memory>
-#include <thread>
 
 #include "engine/shard.h"
 
@@ -61,15 +60,6 @@ void TrimCopy(std::string& bytes) {
   if (bytes.capacity() > kPooledCopyBytesMax) std::string().swap(bytes);
 }
 
-// Spinning reads the clock and yields the CPU once every this many polls
-// (a few microseconds). Yielding costs a system call when nothing else is
-// ready and keeps the vCPU awake, which is what the spin is for. Measured
-// on 2 vCPUs whose scheduler packs threads onto one vCPU (2026-12-06,
-// dmalog_bench --benchmarks=fillrandom --sync=1 --threads=1 --num=3000,
-// 5 alternating rounds, P50): a pure spin 354-387 us, no spin 108-138 us,
-// this 102-127 us.
-constexpr uint32_t kSpinPollsPerYield = 64;
-
 }  // namespace
 
 void CallerWait::Await(sched::WakeWord& done) {
@@ -77,17 +67,11 @@ void CallerWait::Await(sched::WakeWord& done) {
   if (others == 0 && spin_ns_ > 0) {
     const uint64_t deadline_ns = sched::Executor::NowNs() + spin_ns_;
     // Bounded by the spin window.
+    // The clock is read when the spin yields (sched::SpinPause says why
+    // it yields: the executor this call waits for may be on this CPU).
     for (uint32_t polls = 1; !done.signalled(); ++polls) {
-      if (polls % kSpinPollsPerYield != 0) {
-        sched::CpuRelax();
-        continue;
-      }
-      if (sched::Executor::NowNs() >= deadline_ns) break;
-      // Lets a thread that is ready on this CPU run: the kernel may have put
-      // the executor this call waits for here, and a pure spin then holds
-      // it off for the whole window (a lone durable put's P50 went from
-      // ~110 us to ~370 us that way; see kSpinPollsPerYield).
-      std::this_thread::yield();
+      if (polls % sched::kSpinPollsPerYield == 0 && sched::Executor::NowNs() >= deadline_ns) break;
+      sched::SpinPause(polls);
     }
   }
   done.Wait();

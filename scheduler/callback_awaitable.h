@@ -21,7 +21,6 @@
 #include <coroutine>
 #include <functional>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "scheduler/await_slots.h"
@@ -88,15 +87,10 @@ class [[nodiscard]] CallbackAwaitable {
   // now and then, in case the completing thread was preempted on this CPU.
   static void WaitCompleted(const AwaitSlot& slot) {
     for (uint32_t polls = 1; slot.state.load(std::memory_order_acquire) == kCompleting; ++polls) {
-      if (polls % kPollsPerYield == 0) {
-        std::this_thread::yield();
-      } else {
-        CpuRelax();
-      }
+      SpinPause(polls);
     }
     assert(slot.state.load(std::memory_order_acquire) == kCompleted);
   }
-  static constexpr uint32_t kPollsPerYield = 64;
 
   static void Complete(AwaitSlot* slot, R result) {
     uint32_t state = slot->state.load(std::memory_order_acquire);

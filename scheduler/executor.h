@@ -47,8 +47,6 @@ inline constexpr uint32_t kTimersPerIterationMax = 4096;
 inline constexpr int64_t kSendRetryNs = 50'000;
 // Shutdown waits at most this long for in-flight I/O (kernel owns buffers).
 inline constexpr int64_t kStopDrainNs = 10'000'000'000;
-// The idle poll yields the CPU once every this many polls (a few µs).
-inline constexpr uint32_t kIdlePollsPerYield = 64;
 
 // BackendOptions with a modest ring (tests create many executors).
 inline io::BackendOptions DefaultExecutorBackendOptions() {
@@ -67,6 +65,26 @@ inline void CpuRelax() noexcept {
 #endif
 }
 
+// Every spin-wait yields the CPU once every this many polls (a few µs).
+// Yielding costs a system call when nothing else is ready and keeps the
+// vCPU awake, which is what a spin is for; a pure spin on a kernel that
+// packs threads onto one vCPU can hold off the very thread it waits for.
+// Measured on 2 vCPUs (2026-12-06, dmalog_bench --benchmarks=fillrandom
+// --sync=1 --threads=1 --num=3000, 5 alternating rounds, P50 of a lone
+// durable put with the caller's spin): a pure spin 354-387 us, no spin
+// 108-138 us, this 102-127 us (docs/benchmarks.md, session 12).
+inline constexpr uint32_t kSpinPollsPerYield = 64;
+
+// Round `polls` (counted from 1) of a spin-wait: a CpuRelax, or on every
+// kSpinPollsPerYield-th round a yield of the CPU.
+inline void SpinPause(uint32_t polls) noexcept {
+  if (polls % kSpinPollsPerYield == 0) {
+    std::this_thread::yield();
+  } else {
+    CpuRelax();
+  }
+}
+
 struct ExecutorOptions {
   // Pins the thread to this CPU; -1 leaves it unpinned. ExecutorGroup's
   // placement overrides it.
@@ -81,7 +99,7 @@ struct ExecutorOptions {
   // after the last work (as Seastar's --idle-poll-time-us): a message that
   // arrives meanwhile costs its sender no wake-up syscall and the executor
   // no wake-up (tens of microseconds on a VM). Burns the CPU while polling,
-  // yielding it every kIdlePollsPerYield polls; zero sleeps at once.
+  // yielding it every kSpinPollsPerYield polls; zero sleeps at once.
   std::chrono::nanoseconds idle_poll = std::chrono::nanoseconds(0);
   // Device saturation: requests in flight (0 = the ring depth) and bytes.
   uint32_t device_in_flight_max = 0;

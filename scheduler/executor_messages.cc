@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cassert>
 #include <optional>
-#include <thread>
 
 #include "scheduler/executor.h"
 #include "scheduler/executor_group.h"
@@ -126,17 +125,10 @@ bool Executor::IdlePoll() {
   // RWF_DSYNC write does), and polling would keep it off the CPU.
   if (poll_ns == 0 || pending_count_ > 0 || dispatcher_->in_flight() > 0) return false;
   // Bounded by the poll window (each round takes at least a clock read).
-  // Yields the CPU now and then: a kernel that packs threads onto one vCPU
-  // may have put the very thread that would post to us here (see
-  // docs/benchmarks.md, session 12).
   uint32_t polls = 0;
   for (uint64_t now_ns = NowNs(); now_ns < last_work_ns_ + poll_ns; now_ns = NowNs()) {
     if (HasIncoming() || (!timers_.empty() && timers_.next_deadline_ns() <= now_ns)) return true;
-    if (++polls % kIdlePollsPerYield == 0) {
-      std::this_thread::yield();
-    } else {
-      CpuRelax();
-    }
+    SpinPause(++polls);
   }
   return false;
 }
