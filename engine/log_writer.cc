@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/aligned.h"
+#include "scheduler/executor.h"
 
 namespace dmalog::engine {
 namespace {
@@ -258,7 +259,13 @@ Task<void> LogWriter::FlushOne() {
     // the median here (bench/io_write_bench; the linked fdatasync goes
     // through io-wq). The batch's range is all it has to make durable: the
     // segment's size and extents were made durable when it was created.
+    // Durable writes posted meanwhile wait for this flush anyway: they are
+    // taken when its completion wakes the executor, and do not wake it.
+    // 16 durable writers: eventfd wake-ups 0.47 -> 0.0007 a write, CPU per
+    // write -16%; 2x256 in flight: ops/s x1.2 (commit message).
+    sched::Executor::Current()->DeferWakes(true);
     s = co_await batch.segment->file().WriteDsync(batch.buf.get(), padded, batch.offset_bytes);
+    sched::Executor::Current()->DeferWakes(false);
   }
   flush_in_flight_ = false;
   if (s.ok()) {

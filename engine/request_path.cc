@@ -33,7 +33,12 @@ void Post(sched::ExecutorGroup& group, uint32_t shard_index, Request* request) {
   constexpr bool kWrite = std::is_base_of_v<WriteRequest, Request>;
   const sched::Message msg{kWrite ? &RunWrite : &RunGet, kWrite ? &DropWrite : &DropGet, request,
                            0};
-  if (!group.Post(shard_index, msg)) msg.drop(msg.arg);  // Completes it with Aborted.
+  // A durable write that comes during a flush cannot go out before the
+  // flush completes, and that completion wakes the executor: it need not
+  // be woken for the write (the shard defers wake-ups while it flushes).
+  bool deferrable = false;
+  if constexpr (kWrite) deferrable = request->sync;
+  if (!group.Post(shard_index, msg, deferrable)) msg.drop(msg.arg);  // Completes it with Aborted.
 }
 
 // ---- Blocking: the request lives on the caller's stack.

@@ -175,6 +175,15 @@ class Executor final : public io::Reactor {
   // its own shard at once checks it to keep its order behind such messages.
   bool has_self_messages() const noexcept { return !self_messages_.empty(); }
   const ExecutorOptions& options() const noexcept { return options_; }
+  // Own thread only. While on, a message posted as deferrable does not wake
+  // this executor: the caller promises that the executor is about to be
+  // woken anyway (its I/O in flight completes) and that the message could
+  // not be served earlier. Sleep() re-checks the inboxes after the flag is
+  // turned off, so nothing is stranded.
+  void DeferWakes(bool on) noexcept { defer_wakes_.store(on, std::memory_order_relaxed); }
+  // Any thread; a snapshot that may be stale at once (tests use it to know
+  // that the executor has gone to sleep).
+  bool asleep() const noexcept { return sleeping_.load(std::memory_order_relaxed); }
 
   // io::Reactor.
   void Enqueue(io::IoRequest* req, std::coroutine_handle<> waiter) override;
@@ -205,8 +214,9 @@ class Executor final : public io::Reactor {
   void Join();
   // Any thread: queues a message in the inbox; on this executor's own
   // thread, in its self-message FIFO (no lock, no wake-up).
-  [[nodiscard]] bool PushFromOutside(const Message& msg);
-  void WakeIfSleeping() noexcept;  // Any thread.
+  [[nodiscard]] bool PushFromOutside(const Message& msg, bool deferrable = false);
+  // Any thread. `deferrable`: skip the wake-up while DeferWakes(true) holds.
+  void WakeIfSleeping(bool deferrable = false) noexcept;
 
   // ---- The thread.
   void ThreadMain();
@@ -252,7 +262,8 @@ class Executor final : public io::Reactor {
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> sleeping_{false};
-  std::atomic<uint64_t> wake_sync_{0};  // See WakeIfSleeping().
+  std::atomic<uint64_t> wake_sync_{0};    // See WakeIfSleeping().
+  std::atomic<bool> defer_wakes_{false};  // See DeferWakes().
   MessageInbox inbox_;
 
   std::array<std::unique_ptr<TaskQueue>, kQueuesMax> queues_{};

@@ -71,9 +71,9 @@ void ExecutorGroup::LoopDoneAndWait() {
   done_cv_.wait(lock, [this] { return loops_done_ == shard_count_; });
 }
 
-bool ExecutorGroup::PushFromOutside(uint32_t shard, const Message& msg) {
+bool ExecutorGroup::PushFromOutside(uint32_t shard, const Message& msg, bool deferrable) {
   assert(shard < shard_count_);
-  return executors_[shard]->PushFromOutside(msg);
+  return executors_[shard]->PushFromOutside(msg, deferrable);
 }
 
 Result<QueueId> ExecutorGroup::CreateQueue(uint32_t shard, const QueueOptions& options) {

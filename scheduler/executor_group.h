@@ -74,10 +74,12 @@ class ExecutorGroup {
   // Posts a raw message to `shard`'s inbox (any thread): the
   // allocation-free path. Blocks while the inbox is full, except on an
   // executor thread (scheduler/message.h says why). False when the
-  // group has stopped; the caller still owns msg.arg then.
-  [[nodiscard]] bool Post(uint32_t shard, const Message& msg) {
+  // group has stopped; the caller still owns msg.arg then. `deferrable`:
+  // the message need not wake the executor while it defers wake-ups
+  // (Executor::DeferWakes), as a durable write during a flush.
+  [[nodiscard]] bool Post(uint32_t shard, const Message& msg, bool deferrable = false) {
     assert(shard < shard_count_);
-    return PushFromOutside(shard, msg);
+    return PushFromOutside(shard, msg, deferrable);
   }
 
   // Runs `task` detached on `shard` in `queue` (any thread; never waits on
@@ -105,7 +107,7 @@ class ExecutorGroup {
 
  private:
   explicit ExecutorGroup(uint32_t shard_count);
-  [[nodiscard]] bool PushFromOutside(uint32_t shard, const Message& msg);
+  [[nodiscard]] bool PushFromOutside(uint32_t shard, const Message& msg, bool deferrable = false);
 
   const uint32_t shard_count_;
   std::unique_ptr<MessageRing[]> rings_;

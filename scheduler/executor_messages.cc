@@ -9,7 +9,7 @@
 
 namespace dmalog::sched {
 
-bool Executor::PushFromOutside(const Message& msg) {
+bool Executor::PushFromOutside(const Message& msg, bool deferrable) {
   if (Current() == this && !shutting_down_) {
     // FIFO with this thread's other self-messages, which is all the order a
     // post promises; it costs no lock, and the executor is awake.
@@ -19,7 +19,7 @@ bool Executor::PushFromOutside(const Message& msg) {
   // An executor (of this group or another) never waits for room: see
   // MessageInbox.
   const bool may_wait = Current() == nullptr;
-  return inbox_.Push(msg, may_wait, [this] { WakeIfSleeping(); });
+  return inbox_.Push(msg, may_wait, [this, deferrable] { WakeIfSleeping(deferrable); });
 }
 
 bool Executor::TrySend(uint32_t target, const Message& msg) {
@@ -110,13 +110,15 @@ bool Executor::HasIncoming() const {
 
 // ---- Waiting for work.
 
-void Executor::WakeIfSleeping() noexcept {
+void Executor::WakeIfSleeping(bool deferrable) noexcept {
   // Pairs with the read-modify-write in Sleep(): RMWs of wake_sync_ are
   // totally ordered, so either we see sleeping_, or the executor sees what
   // we published before calling this. (An RMW rather than a fence: TSan
   // understands it.)
   wake_sync_.fetch_add(1, std::memory_order_acq_rel);
-  if (sleeping_.load(std::memory_order_relaxed)) backend_->Wake();
+  if (!sleeping_.load(std::memory_order_relaxed)) return;
+  if (deferrable && defer_wakes_.load(std::memory_order_relaxed)) return;
+  backend_->Wake();
 }
 
 bool Executor::IdlePoll() {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <thread>
 
 #include "scheduler/executor_group.h"
 #include "tests/scheduler/sched_test_util.h"
@@ -201,6 +202,58 @@ TEST(ExecutorTest, IdlePollTakesMessagesWithoutSleeping) {
   // only if a gap outlasts its 500 ms window (a stalled host).
   EXPECT_GE(sleeps[0], static_cast<uint64_t>(kMessages / 2));
   EXPECT_LT(sleeps[1], static_cast<uint64_t>(kMessages / 4));
+}
+
+// A deferrable post does not wake an executor that defers its wake-ups
+// (the flush in flight will wake it, and the message could not be served
+// before): it runs when the executor next wakes. Once the executor stops
+// deferring, a deferrable post wakes it as any other does.
+void RecordRunTime(Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
+  static_cast<std::atomic<uint64_t>*>(arg)->store(Executor::NowNs());
+}
+void DropNothing(void* /*arg*/) {}
+
+Task<void> DeferWakesThenSleep(std::chrono::milliseconds deferred, std::atomic<uint64_t>* until_ns,
+                               std::atomic<bool>* deferring) {
+  Executor::Current()->DeferWakes(true);
+  until_ns->store(Executor::NowNs() + static_cast<uint64_t>(deferred / 1ns));
+  deferring->store(true);
+  co_await sleep_for(deferred);
+  Executor::Current()->DeferWakes(false);
+  deferring->store(false);
+  co_await sleep_for(std::chrono::hours(1));  // Destroyed by Stop.
+}
+
+// Waits (bounded) for `done`; false on time-out.
+template <typename Pred>
+bool WaitFor(Pred done) {
+  for (int i = 0; i < 10'000 && !done(); ++i) std::this_thread::sleep_for(1ms);
+  return done();
+}
+
+TEST(ExecutorTest, DeferrablePostWaitsForTheWakeUpTheExecutorExpects) {
+  GroupOptions options = SmallGroup(1);
+  options.executor.idle_poll = std::chrono::nanoseconds(0);
+  auto group = StartOrDie(options);
+  ASSERT_NE(group, nullptr);
+  std::atomic<uint64_t> until_ns{0};
+  std::atomic<bool> deferring{false};
+  ASSERT_TRUE(group->PostTask(0, DeferWakesThenSleep(300ms, &until_ns, &deferring), kDefaultQueue));
+  ASSERT_TRUE(WaitFor([&] { return deferring.load() && group->executor(0).asleep(); }));
+  // Past Sleep()'s re-check of the inboxes, which would take the message.
+  std::this_thread::sleep_for(20ms);
+  std::atomic<uint64_t> deferred_ran_ns{0};
+  ASSERT_TRUE(group->Post(0, Message{&RecordRunTime, &DropNothing, &deferred_ran_ns, 0},
+                          /*deferrable=*/true));
+  ASSERT_TRUE(WaitFor([&] { return deferred_ran_ns.load() != 0; }));
+  EXPECT_GE(deferred_ran_ns.load(), until_ns.load()) << "the post woke the executor";
+
+  ASSERT_TRUE(WaitFor([&] { return !deferring.load() && group->executor(0).asleep(); }));
+  std::atomic<uint64_t> prompt_ran_ns{0};
+  ASSERT_TRUE(group->Post(0, Message{&RecordRunTime, &DropNothing, &prompt_ran_ns, 0},
+                          /*deferrable=*/true));
+  // The executor sleeps for an hour unless the post wakes it.
+  EXPECT_TRUE(WaitFor([&] { return prompt_ran_ns.load() != 0; }));
 }
 
 // Counts live instances, to prove frames are destroyed at Stop.
