@@ -87,6 +87,17 @@ Result<std::unique_ptr<Engine>> EngineImpl::Open(const Options& options, const E
     return Status::NotFound("database " + options.db_path +
                             " does not exist; create it with create_if_missing");
   }
+  if (!options.create_if_missing) {
+    // Checked before the lock file is made: a mistyped path must not
+    // become a database (nor get its preallocated segments).
+    Result<bool> has_manifest = io::PathExists(options.db_path + "/MANIFEST");
+    if (!has_manifest.ok()) return has_manifest.status();
+    if (!*has_manifest) {
+      return Status::NotFound("directory " + options.db_path +
+                              " holds no dmalog database (no MANIFEST); check the path, or "
+                              "create a database there with create_if_missing");
+    }
+  }
   DMALOG_RETURN_IF_ERROR(io::CreateDirectories(options.db_path));
   Result<io::DirectoryLock> lock = io::DirectoryLock::Acquire(options.db_path);
   if (!lock.ok()) return lock.status();
@@ -166,6 +177,14 @@ Status EngineImpl::OpenShards() {
       continue;
     }
     shards_[i] = std::move(*shard);
+    // Said at once: the figure is in Stats() only for this open, and a
+    // tool that does not print Stats() would otherwise hide it.
+    if (shards_[i]->recovery_dropped_bytes() > 0 && !options_.quiet) {
+      std::fprintf(stderr, "dmalog: %s: shard %u: recovery dropped %llu bytes: %s\n",
+                   options_.db_path.c_str(), i,
+                   static_cast<unsigned long long>(shards_[i]->recovery_dropped_bytes()),
+                   shards_[i]->recovery_note().c_str());
+    }
   }
   if (!first_error.ok()) {
     for (uint32_t i = 0; i < shard_count_; ++i) DiscardUnstartedShard(i);
@@ -229,7 +248,7 @@ Status EngineImpl::Close() {
   if (group_) group_->Stop();
   lock_.Unlock();
   // A sync=false write that failed after its call returned.
-  Status deferred = deferred_errors_.Take();
+  Status deferred = deferred_errors_.First();
   if (result.ok()) {
     result = std::move(deferred);
   } else {
@@ -327,7 +346,6 @@ Status EngineImpl::SubmitWrite(const WriteOptions& o, uint32_t i, format::Record
                                                                          : "Delete"));
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
-  DMALOG_RETURN_IF_ERROR(deferred_errors_.Take());
   Shard* shard = shards_[i].get();
   if (!o.sync && type != format::kBatchType) {
     // Checked here because the caller will not wait for the shard.

@@ -82,14 +82,20 @@ bool LogWriter::FitsSegment(uint64_t bytes) const noexcept {
 }
 
 Status LogWriter::ReadOnlyStatus() const {
-  return Status::ReadOnly("shard " + std::to_string(options_.shard) +
-                          " refuses writes after an earlier error (" + failed_.ToString() +
-                          "); reads still work; fix the cause and reopen the database");
+  return Status::ReadOnly(
+      "shard " + std::to_string(options_.shard) + " refuses writes after an earlier error (" +
+      read_only_cause().ToString() + "); reads still work; fix the cause and reopen the database");
+}
+
+void LogWriter::RefuseAppends(const Status& cause) {
+  assert(!cause.ok());
+  if (!failed_.ok() || !refused_.ok()) return;
+  refused_ = cause.WithContext("a write acknowledged with sync=false was lost");
 }
 
 Result<uint64_t> LogWriter::TryAppend(format::RecordType type, std::string_view key,
                                       std::string_view value, uint32_t entries) {
-  if (!failed_.ok()) return ReadOnlyStatus();
+  if (!failed_.ok() || !refused_.ok()) return ReadOnlyStatus();
   if (stopping_) return Status::Aborted("the database is closing");
   const uint64_t record_bytes = EncodedRecordBytes(key.size(), value.size());
   assert(record_bytes <= kLargestRecordBytes);

@@ -134,7 +134,13 @@ class LogWriter {
   const Segment* FindSegment(uint64_t id) const;
   // Segments in id order (for tail).
   std::vector<const Segment*> Segments() const;
-  const Status& read_only_cause() const noexcept { return failed_; }
+  // Why writes are refused: a failed flush (the shard is read-only), or an
+  // acknowledged write that was lost (RefuseAppends). OK while writable.
+  const Status& read_only_cause() const noexcept { return failed_.ok() ? refused_ : failed_; }
+  // A write acknowledged before the shard took it (sync = false) failed:
+  // later appends are refused, so that no later write lands after the hole
+  // it left. What is queued still goes out. No effect once refused or failed.
+  void RefuseAppends(const Status& cause);
   // For the hint writer (engine/hint_file.h): segments below the active one
   // are sealed (Sync() makes their last flush durable).
   uint64_t active_segment_id() const noexcept { return active_->id(); }
@@ -206,7 +212,8 @@ class LogWriter {
   uint64_t next_ticket_ = 1;
   uint64_t durable_ticket_ = 0;  // Every ticket <= this is durable.
   uint64_t next_sequence_ = 1;
-  Status failed_;  // Non-OK once read-only.
+  Status failed_;   // Non-OK once read-only.
+  Status refused_;  // Non-OK once an acknowledged write was lost.
   uint64_t failed_ticket_ = UINT64_MAX;
   bool stopping_ = false;
   bool flusher_done_ = false;

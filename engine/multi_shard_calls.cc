@@ -192,7 +192,7 @@ void EngineImpl::SyncAsync(StatusCallback done) {
     // A sync=false write's error, if one came back since the last call.
     // When a shard failed, its own error names the same cause. The pass is
     // still held, so the engine is alive.
-    Status deferred = deferred_errors_.Take();
+    Status deferred = deferred_errors_.First();
     if (first_error.ok()) return done(std::move(deferred));
     deferred.IgnoreError();
     done(std::move(first_error));

@@ -90,9 +90,10 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
       co_return Status::Corruption(
           what +
           ", and valid records follow it: the log is damaged in the middle. "
-          "`dmalog --db=DIR tail` lists what precedes it; to open anyway, use "
-          "--recovery_mode=point_in_time (keep what precedes the damage) or "
-          "skip_any_corrupted_records (skip damaged records)");
+          "Copy the database directory first; then, to open anyway, use "
+          "--recovery_mode=skip_any_corrupted_records (skip damaged records) or "
+          "point_in_time (keep only what precedes the damage, and delete the rest "
+          "from the log for good)");
     case RecoveryMode::kAbsoluteConsistency:
       co_return Status::Corruption(what + (torn_tail ? " at the tail" : " in the middle") +
                                    "; absolute_consistency refuses any damaged record");

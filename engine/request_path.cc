@@ -110,11 +110,10 @@ void DeferredErrors::Record(const Status& status) {
   any_.store(true, std::memory_order_release);
 }
 
-Status DeferredErrors::Take() {
+Status DeferredErrors::First() const {
   if (!any_.load(std::memory_order_acquire)) return Status::OK();
   std::lock_guard<std::mutex> lock(mu_);
-  any_.store(false, std::memory_order_relaxed);
-  return std::exchange(first_, Status::OK());
+  return first_;
 }
 
 Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard* shard,
@@ -126,6 +125,7 @@ Status PostWriteNoWait(sched::ExecutorGroup& group, uint32_t shard_index, Shard*
   owned->shard = shard;
   owned->type = type;
   owned->sync = false;
+  owned->acknowledged = true;
   owned->errors = errors;
   owned->pools = pools;
   owned->complete = [](WriteRequest* r) {

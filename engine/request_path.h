@@ -48,16 +48,20 @@ Status PostWriteAndWait(sched::ExecutorGroup& group, uint32_t shard_index, Write
 Result<std::string> PostGetAndWait(sched::ExecutorGroup& group, uint32_t shard_index,
                                    GetRequest& request, CallerWait& wait);
 
-// Errors of writes that completed after their caller returned (sync =
-// false): kept here and reported by the engine's next write call.
+// Errors of writes that failed after their caller returned (sync = false):
+// the first is kept for the engine's life and returned by every later
+// Sync() and by Close(), whichever thread calls them. (Consumed by the first
+// report, it let another thread's Sync() return OK after the loss.) The
+// shard that lost the write refuses later writes (LogWriter::RefuseAppends).
 class DeferredErrors {
  public:
   void Record(const Status& status);
-  Status Take();
+  // The first recorded error, or OK.
+  Status First() const;
 
  private:
   std::atomic<bool> any_{false};  // Lets Take skip the lock: it runs on every write.
-  std::mutex mu_;
+  mutable std::mutex mu_;
   Status first_;  // Guarded by mu_.
 };
 

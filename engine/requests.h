@@ -43,6 +43,10 @@ struct WriteRequest {
   std::string_view value;  // For a batch, its payload.
   uint32_t entries = 1;
   bool sync = true;
+  // The caller was told OK before the shard took the write (a blocking
+  // sync = false call): if the shard then fails it, the write is lost, and
+  // the shard refuses later writes (LogWriter::RefuseAppends).
+  bool acknowledged = false;
   Status status;
   void (*complete)(WriteRequest* request) = nullptr;
   DurableWaiter durable;  // Used by the shard.

@@ -146,6 +146,11 @@ void Shard::Submit(OrderedRequest* request) {
 
 void Shard::Appended(WriteRequest* request, Result<uint64_t> ticket) {
   if (!ticket.ok()) {
+    // Aborted: the engine is closing, and Close reports the loss
+    // (DeferredErrors); no write can follow it.
+    if (request->acknowledged && !ticket.status().IsAborted()) {
+      writer_->RefuseAppends(ticket.status());
+    }
     NoteWriteStatus();
     request->status = std::move(ticket).status();
     return request->complete(request);

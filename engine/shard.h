@@ -62,6 +62,10 @@ class Shard {
   void Submit(OrderedRequest* request);
   // True once a write error made the shard read-only. Any thread.
   bool read_only() const noexcept { return read_only_.load(std::memory_order_acquire); }
+  // What the open's recovery dropped, and why; set by Open, then fixed, so
+  // any thread may read them once Open has returned.
+  uint64_t recovery_dropped_bytes() const noexcept { return recovery_dropped_bytes_; }
+  const std::string& recovery_note() const noexcept { return recovery_note_; }
 
   // Up to `max_keys` keys in [from, to) (to empty: no end), in key order.
   // Not a coroutine: the call takes the scan's snapshot (the index, with

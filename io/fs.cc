@@ -22,6 +22,9 @@ namespace {
 // slack); a directory with more is not a dmalog directory.
 constexpr size_t kDirectoryEntriesMax = 1u << 20;
 
+// Directory levels CreateDirectories walks at most (PATH_MAX allows fewer).
+constexpr uint32_t kPathDepthMax = 4096;
+
 std::string ParentOf(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
   return parent.empty() ? "." : parent;
@@ -119,11 +122,28 @@ IoAwaitable Directory::Sync() const {
 }
 
 Status CreateDirectories(const std::string& path) {
+  // The first missing ancestor: each directory made below it gets its
+  // entry synced into its parent.
+  std::filesystem::path first_new = std::filesystem::absolute(path).lexically_normal();
   std::error_code ec;
+  for (uint32_t depth = 0; depth < kPathDepthMax; ++depth) {
+    const std::filesystem::path parent = first_new.parent_path();
+    if (parent == first_new || std::filesystem::exists(parent, ec)) break;
+    first_new = parent;
+  }
+  const bool existed = std::filesystem::exists(path, ec);
   std::filesystem::create_directories(path, ec);
   if (ec) return SyscallErrorStatus("mkdir", path, ec.value(), "check the path and permissions");
   if (!std::filesystem::is_directory(path, ec)) {
     return SyscallErrorStatus("mkdir", path, ENOTDIR, "the path exists and is not a directory");
+  }
+  if (existed) return Status::OK();
+  // Made durable: a crash must not lose a directory whose files were synced.
+  const std::filesystem::path made = std::filesystem::absolute(path).lexically_normal();
+  std::filesystem::path dir = made;
+  for (uint32_t depth = 0; depth < kPathDepthMax; ++depth, dir = dir.parent_path()) {
+    DMALOG_RETURN_IF_ERROR(SyncDirectory(dir.parent_path().string()));
+    if (dir == first_new || dir == dir.parent_path()) break;
   }
   return Status::OK();
 }

@@ -54,8 +54,9 @@ class Directory {
   int fd_ = -1;
 };
 
-// Creates `path` and its missing parents (mode 0755). OK if it exists as a
-// directory.
+// Creates `path` and its missing parents (mode 0755), and fsyncs the parent
+// of each directory it creates, so the new entries survive a crash. OK if it
+// exists as a directory.
 Status CreateDirectories(const std::string& path);
 // true when `path` exists (any type).
 Result<bool> PathExists(const std::string& path);

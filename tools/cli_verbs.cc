@@ -41,21 +41,25 @@ Status ForEachKey(Engine* db, const ScanOptions& range,
   return Status::OK();
 }
 
-// A key whose text would not survive a dump | load round trip.
-Status CheckDumpable(const KeyValue& kv) {
-  if (kv.key.find(kSeparator) != std::string::npos || kv.key.find('\n') != std::string::npos ||
-      kv.value.find('\n') != std::string::npos) {
-    return Status::InvalidArgument("key '" + kv.key +
-                                   "' or its value contains a newline or ' ==> ', so the dump "
-                                   "would not load back; dump with --hex instead");
+// A key or value printed as text (not hex) that would not survive a
+// dump | load round trip. Each side printed as hex is safe.
+Status CheckDumpable(const KeyValue& kv, bool key_hex, bool value_hex) {
+  const bool key_bad = !key_hex && (kv.key.find(kSeparator) != std::string::npos ||
+                                    kv.key.find('\n') != std::string::npos);
+  const bool value_bad = !value_hex && kv.value.find('\n') != std::string::npos;
+  if (key_bad || value_bad) {
+    return Status::InvalidArgument(
+        "key '" + (key_hex ? ToHex(kv.key) : kv.key) + "'" +
+        (key_bad ? " contains a newline or ' ==> '" : ": its value contains a newline") +
+        ", so the dump would not load back; dump with --hex instead");
   }
   return Status::OK();
 }
 
 int Scan(const Command& cmd, Engine* db, std::ostream& out, std::ostream& err) {
-  const bool check = cmd.verb == Verb::kDump && !cmd.key_hex && !cmd.value_hex;
+  const bool check = cmd.verb == Verb::kDump && !(cmd.key_hex && cmd.value_hex);
   Status s = ForEachKey(db, cmd.scan, [&](const KeyValue& kv) -> Status {
-    if (check) DMALOG_RETURN_IF_ERROR(CheckDumpable(kv));
+    if (check) DMALOG_RETURN_IF_ERROR(CheckDumpable(kv, cmd.key_hex, cmd.value_hex));
     out << Display(kv.key, cmd.key_hex) << kSeparator << Display(kv.value, cmd.value_hex) << "\n";
     return Status::OK();
   });
@@ -147,10 +151,11 @@ int ExitCodeFor(const Status& status) {
 Result<std::unique_ptr<Engine>> OpenForCli(const Command& cmd) {
   Result<std::unique_ptr<Engine>> db = Engine::Open(cmd.options);
   if (db.ok() || !db.status().IsNotFound() || cmd.options.create_if_missing) return db;
-  // A read verb on a directory that is not there: say how to create it.
-  return Status::IOError("database " + cmd.options.db_path +
-                         " does not exist; check --db, or create it by writing to it (put, "
-                         "load) or with --create_if_missing");
+  // A read verb on a path that holds no database (no directory, or one
+  // without a MANIFEST): the engine says which; add how the CLI creates one.
+  return Status::IOError(std::string(db.status().message()) +
+                         " (check --db, or create the database by writing to it with put or "
+                         "load, or pass --create_if_missing)");
 }
 
 int CloseAndExit(Engine* db, int exit_code, std::ostream& err) {

@@ -22,6 +22,13 @@ constexpr auto kProgressInterval = std::chrono::seconds(1);
 constexpr uint64_t kProgressLines = 100'000;
 constexpr std::string_view kSeparator = " ==> ";
 
+// The hex flags of `cmd`, as the resume hint must repeat them.
+const char* HexFlags(const Command& cmd) {
+  if (cmd.key_hex && cmd.value_hex) return " --hex";
+  if (cmd.key_hex) return " --key_hex";
+  return cmd.value_hex ? " --value_hex" : "";
+}
+
 // Counts acknowledgements from the engine's executor threads. Done() only
 // takes a short lock and notifies, so it never blocks an executor for long.
 class AckTracker {
@@ -126,8 +133,8 @@ int Load(const Command& cmd, Engine* db, std::istream& in, std::ostream& err) {
     const uint64_t bad = lines_read + 1;
     err << "dmalog: load: line " << bad << ": " << malformed.message() << "; lines 1.."
         << lines_read << " are loaded, nothing after; fix line " << bad
-        << " and load the rest with: tail -n +" << bad << " FILE | dmalog load"
-        << (cmd.key_hex || cmd.value_hex ? " --hex" : "") << "\n";
+        << " and load the rest with: tail -n +" << bad << " FILE | dmalog load" << HexFlags(cmd)
+        << "\n";
     return kExitUsage;
   }
   if (acks.failed()) {

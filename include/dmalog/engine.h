@@ -155,7 +155,8 @@ class Engine {
   // Makes every write acknowledged before the call durable, sync=false ones
   // included: each shard's queued records go out in a group commit, and
   // Sync waits for it (RocksDB's SyncWAL). Returns the first write error any
-  // shard met, including one a sync=false write got after it returned.
+  // shard met, including one a sync=false write got after it returned: that
+  // one stays, and every later Sync() (on any thread) and Close() returns it.
   virtual Status Sync() = 0;
   // Flushes queued writes, stops the executors and releases the lock. Safe
   // while other threads are still calling: Close first waits for the calls

@@ -29,6 +29,8 @@ bool ParseRecoveryMode(const std::string& name, RecoveryMode* mode);
 
 struct Options {
   // The database directory. Created when missing (if create_if_missing).
+  // Without create_if_missing, Open also refuses an existing directory that
+  // holds no database (no MANIFEST), and creates nothing there.
   std::string db_path = "./dmalog-data";
   bool create_if_missing = true;
   bool error_if_exists = false;
@@ -83,8 +85,9 @@ struct Options {
   uint32_t caller_spin_us = 200;
   uint32_t idle_poll_us = 300;
 
-  // Print no warning line on stderr when a fallback is taken; the reasons
-  // stay readable in Stats() (io_fallback, direct_io).
+  // Print no warning line on stderr when a fallback is taken, or when an
+  // open's recovery dropped bytes; the reasons stay readable in Stats()
+  // (io_fallback, direct_io, recovery_dropped_bytes, recovery_note).
   bool quiet = false;
 };
 
@@ -93,7 +96,11 @@ struct WriteOptions {
   // and fdatasync'ed). false: it returns once the write is queued for the
   // next group commit; a crash can lose it (and every other write queued
   // but not yet flushed), but never a write acknowledged with sync = true,
-  // and never part of a batch. Engine::Sync() makes them durable.
+  // and never part of a batch. Engine::Sync() makes them durable. Should
+  // the shard fail such a write after the call returned (a disk full when
+  // it needs a new segment), the shard refuses every later write, so that
+  // no write lands after the lost one, and every later Sync() and Close()
+  // returns the error.
   bool sync = true;
 };
 
