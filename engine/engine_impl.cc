@@ -52,6 +52,11 @@ Status ValidateOptions(const Options& o) {
                                    std::to_string(format::kSegmentSizeBytesMin) + " and " +
                                    std::to_string(format::kSegmentSizeBytesMax));
   }
+  if (o.segments_preallocated < 1 || o.segments_preallocated > Options::kSegmentsPreallocatedMax) {
+    return Status::InvalidArgument("segments_preallocated " +
+                                   std::to_string(o.segments_preallocated) + " must be 1 to " +
+                                   std::to_string(Options::kSegmentsPreallocatedMax));
+  }
   if (o.shard_count > sched::kShardsMax) {
     return Status::InvalidArgument("shard_count " + std::to_string(o.shard_count) +
                                    " is over the limit of " + std::to_string(sched::kShardsMax));
@@ -161,6 +166,7 @@ Status EngineImpl::OpenShards() {
     so.dir = ShardDir(options_.db_path, i);
     so.segment_size_bytes = segment_size_bytes_;
     so.flush_bytes_max = options_.flush_bytes_max;
+    so.spare_segments = options_.segments_preallocated;
     so.recovery_mode = options_.recovery_mode;
     so.use_hint_files = options_.use_hint_files;
     so.file_options.require_direct_io = options_.require_direct_io;

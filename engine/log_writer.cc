@@ -194,8 +194,8 @@ Task<Status> LogWriter::Roll() {
 
 Task<void> LogWriter::PrepareLoop() {
   while (!stopping_) {
-    const bool have_spare = segments_.back()->id() > active_->id();
-    if (have_spare) {
+    const bool have_spares = segments_.back()->id() >= active_->id() + options_.spare_segments;
+    if (have_spares) {
       co_await spare_wanted_.Wait();
       continue;
     }

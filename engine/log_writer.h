@@ -43,6 +43,7 @@ struct LogWriterOptions {
   uint32_t shard = 0;
   uint64_t segment_size_bytes = 0;
   uint32_t flush_bytes_max = 1u << 20;
+  uint32_t spare_segments = 1;  // Options::segments_preallocated.
   io::DmaFileOptions file_options;
 };
 

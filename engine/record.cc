@@ -144,6 +144,7 @@ DecodeResult DecodeRecord(std::span<const uint8_t> src, uint64_t segment_id) {
   if (src.size() < total) return result;  // kTruncated
   if (Get64(p + format::kRecordChecksumOffset) != RecordChecksum(p, total, segment_id)) {
     result.outcome = DecodeOutcome::kBadChecksum;
+    result.claimed_bytes = static_cast<uint32_t>(total);
     return result;
   }
   const char* payload = reinterpret_cast<const char*>(p + format::kRecordHeaderBytes);

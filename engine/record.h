@@ -64,6 +64,9 @@ const char* DecodeOutcomeName(DecodeOutcome outcome) noexcept;
 struct DecodeResult {
   DecodeOutcome outcome;
   RecordView record;  // Valid when outcome == kRecord.
+  // kBadChecksum: the record's size by its own header (which may be the
+  // damaged part); 0 otherwise.
+  uint32_t claimed_bytes = 0;
 };
 
 // Decodes the record at the front of `src`, written into segment `segment_id`.

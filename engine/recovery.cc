@@ -101,7 +101,7 @@ Task<Result<SegmentEnd>> ShardRecovery::OnDamage(size_t i, SegmentScanner& scann
       Note(what + ": recovered up to it, dropped the rest (point_in_time)");
       co_return SegmentEnd::kStop;
     case RecoveryMode::kSkipAnyCorruptedRecords: {
-      Result<std::optional<uint64_t>> next_here = co_await scanner.FindValidRecordFrom(offset + 1);
+      Result<std::optional<uint64_t>> next_here = co_await scanner.FindValidRecordAfter(offset);
       if (!next_here.ok()) co_return next_here.status();
       if (next_here->has_value()) {
         out_.dropped_bytes += **next_here - offset;
@@ -173,10 +173,11 @@ Task<Result<SegmentEnd>> ShardRecovery::ScanSegment(size_t i, uint64_t end_bytes
 }
 
 Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
-  Result<uint64_t> dropped = co_await ZeroTailAfter(*out_.segments[i], valid_end, window_.get(),
-                                                    in_.zeros, in_.zeros_bytes);
-  if (!dropped.ok()) co_return dropped.status();
-  out_.dropped_bytes += *dropped;
+  Result<TailRepair> repair = co_await ZeroTailAfter(*in_.dir, *out_.segments[i], valid_end,
+                                                     window_.get(), in_.zeros, in_.zeros_bytes);
+  if (!repair.ok()) co_return repair.status();
+  out_.dropped_bytes += repair->dropped_bytes;
+  if (!repair->copy_path.empty()) Note("a copy of the dropped bytes is in " + repair->copy_path);
   co_return Status::OK();
 }
 

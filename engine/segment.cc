@@ -55,7 +55,8 @@ Task<Result<std::unique_ptr<Segment>>> Segment::Create(const io::Directory& dir,
   create_options.read_only = false;
   Result<io::DmaFile> file = io::DmaFile::Open(tmp_path, create_options);
   if (!file.ok()) co_return file.status();
-  const uint32_t align = file->offset_alignment_bytes();
+  static_assert(io::kWriteAlignmentBytesMax <= format::kWriteAlignmentBytesMax);
+  const uint32_t align = file->write_alignment_bytes();
   if (align > format::kWriteAlignmentBytesMax || size_bytes % align != 0 ||
       zeros_bytes % align != 0 || zeros_bytes < align) {
     co_return Status::InvalidArgument(path + ": the device asks for " + std::to_string(align) +

@@ -109,7 +109,22 @@ Task<Result<ScanItem>> SegmentScanner::Peek() {
     d = DecodeRecord(View(at), segment_.id());
   }
   if (d.outcome == DecodeOutcome::kTruncated) d.outcome = ZeroTailOutcome(View(at));
-  co_return ScanItem{d.outcome, d.record, at};
+  co_return ScanItem{d.outcome, d.record, at, d.claimed_bytes};
+}
+
+Task<Result<std::optional<uint64_t>>> SegmentScanner::FindValidRecordAfter(uint64_t damaged_bytes) {
+  Seek(damaged_bytes);
+  Result<ScanItem> damaged = co_await Peek();
+  if (!damaged.ok()) co_return damaged.status();
+  if (damaged->outcome == DecodeOutcome::kBadChecksum) {
+    Seek(damaged->offset_bytes + damaged->claimed_bytes);
+    Result<ScanItem> next = co_await Peek();
+    if (!next.ok()) co_return next.status();
+    // A checksum that verifies where the header pointed: the header was
+    // intact (a wrong length would point at no record boundary).
+    if (next->outcome == DecodeOutcome::kRecord) co_return std::optional(next->offset_bytes);
+  }
+  co_return co_await FindValidRecordFrom(damaged_bytes + 1);
 }
 
 DecodeOutcome SegmentScanner::ZeroTailOutcome(std::span<const uint8_t> view) const noexcept {

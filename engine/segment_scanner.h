@@ -20,9 +20,10 @@ static_assert(kScanWindowBytes >= format::kRecordHeaderBytes + format::kKeyBytes
               "the scan window holds the largest record at any alignment");
 
 struct ScanItem {
-  DecodeOutcome outcome;  // kZero also means "the end of the readable file".
-  RecordView record;      // Valid when outcome == kRecord, until the next call.
-  uint64_t offset_bytes;  // Where the item starts in the segment.
+  DecodeOutcome outcome;       // kZero also means "the end of the readable file".
+  RecordView record;           // Valid when outcome == kRecord, until the next call.
+  uint64_t offset_bytes;       // Where the item starts in the segment.
+  uint32_t claimed_bytes = 0;  // kBadChecksum: DecodeResult::claimed_bytes.
 };
 
 class SegmentScanner {
@@ -45,6 +46,11 @@ class SegmentScanner {
   Task<Result<std::optional<uint64_t>>> FindValidRecordFrom(uint64_t from_bytes) {
     return FindFrom(from_bytes, /*flush_start_only=*/false);
   }
+  // Where the next valid record after the damaged one at `damaged_bytes`
+  // starts: where the damaged record's own header says (intact when only
+  // its key or value bytes were damaged), else FindValidRecordFrom. Moves
+  // the position.
+  Task<Result<std::optional<uint64_t>>> FindValidRecordAfter(uint64_t damaged_bytes);
   // The same, for a valid record that starts a flush (any valid record in a
   // segment whose writer did not mark flush starts).
   Task<Result<std::optional<uint64_t>>> FindFlushStartFrom(uint64_t from_bytes) {

@@ -153,9 +153,18 @@ Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uin
       if (!item.ok()) co_return item.status();
       if (item->outcome == DecodeOutcome::kZero) break;
       if (item->outcome != DecodeOutcome::kRecord) {
-        co_return Status::Corruption("segment " + segment->path() + " offset " +
-                                     std::to_string(item->offset_bytes) + ": " +
-                                     DecodeOutcomeName(item->outcome));
+        if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) {
+          co_return Status::Corruption("segment " + segment->path() + " offset " +
+                                       std::to_string(item->offset_bytes) + ": " +
+                                       DecodeOutcomeName(item->outcome));
+        }
+        // The open skipped this damage (it stays on disk): so does tail.
+        Result<std::optional<uint64_t>> next =
+            co_await scanner.FindValidRecordAfter(item->offset_bytes);
+        if (!next.ok()) co_return next.status();
+        if (!next->has_value()) break;
+        scanner.Seek(**next);
+        continue;
       }
       const RecordView& r = item->record;
       // Sequences grow in log order: the rest came after the call.

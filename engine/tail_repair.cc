@@ -46,15 +46,46 @@ Task<Status> PadLastBlock(SegmentScanner& scanner, Segment& segment, uint64_t va
   co_return Status::OK();
 }
 
+// Copies [from, to) of the segment (at most kDroppedCopyBytesMax) into a
+// file beside it; returns the file's path.
+Task<Result<std::string>> SaveDropped(const io::Directory& dir, SegmentScanner& scanner,
+                                      const Segment& segment, uint64_t from, uint64_t to) {
+  std::string copy;
+  const uint64_t end = std::min(to, from + kDroppedCopyBytesMax);
+  // Bounded by kDroppedCopyBytesMax: each round copies at least one byte.
+  for (uint64_t at = from; at < end;) {
+    const uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(end - at, kScanWindowBytes / 2));
+    Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, want);
+    if (!bytes.ok()) co_return bytes.status();
+    if (bytes->empty()) break;
+    copy.append(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    at += bytes->size();
+  }
+  const std::string path = segment.path();
+  const std::string name =
+      path.substr(path.find_last_of('/') + 1) + ".dropped-" + std::to_string(from);
+  Status s = co_await io::WriteFileDurablyOnRing(dir, name, copy);
+  if (!s.ok()) co_return s.WithContext("saving the dropped tail");
+  co_return dir.path() + "/" + name;
+}
+
 }  // namespace
 
-Task<Result<uint64_t>> ZeroTailAfter(Segment& segment, uint64_t valid_end, uint8_t* window,
-                                     const uint8_t* zeros, uint32_t zeros_bytes) {
+Task<Result<TailRepair>> ZeroTailAfter(const io::Directory& dir, Segment& segment,
+                                       uint64_t valid_end, uint8_t* window, const uint8_t* zeros,
+                                       uint32_t zeros_bytes) {
   const uint32_t align = segment.alignment_bytes();
   const uint64_t write_at = AlignUp(valid_end, align);
   SegmentScanner scanner(segment, write_at, segment.file_size_bytes, window);
   Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, segment, write_at);
   if (!dirty_end.ok()) co_return dirty_end.status();
+  TailRepair repair;
+  if (*dirty_end > valid_end) {
+    repair.dropped_bytes = *dirty_end - valid_end;
+    Result<std::string> saved = co_await SaveDropped(dir, scanner, segment, valid_end, *dirty_end);
+    if (!saved.ok()) co_return saved.status();
+    repair.copy_path = std::move(*saved);
+  }
   if (valid_end % align != 0) {
     Status s = co_await PadLastBlock(scanner, segment, valid_end);
     if (!s.ok()) co_return s;
@@ -66,7 +97,7 @@ Task<Result<uint64_t>> ZeroTailAfter(Segment& segment, uint64_t valid_end, uint8
   }
   Status s = co_await segment.file().Fdatasync();
   if (!s.ok()) co_return s.WithContext("making the tail repair durable");
-  co_return *dirty_end > valid_end ? *dirty_end - valid_end : 0;
+  co_return repair;
 }
 
 }  // namespace dmalog::engine

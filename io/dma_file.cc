@@ -86,6 +86,18 @@ uint32_t LogicalBlockBytes(int fd, const struct stat& st) {
   return static_cast<uint32_t>(ReadQueueAttribute(st.st_dev, "logical_block_size"));
 }
 
+// The physical block size of the device behind `st` (4096 on a "512e" disk
+// whose logical blocks are 512 B), or 0 if unknown.
+uint32_t PhysicalBlockBytes(int fd, const struct stat& st) {
+  if (S_ISBLK(st.st_mode)) {
+    unsigned int bytes = 0;
+    if (ioctl(fd, BLKPBSZGET, &bytes) == 0 && bytes > 0) return bytes;
+    return 0;
+  }
+  if (major(st.st_dev) == 0) return 0;
+  return static_cast<uint32_t>(ReadQueueAttribute(st.st_dev, "physical_block_size"));
+}
+
 uint32_t MaxTransferBytes(const struct stat& st, uint32_t alignment_bytes) {
   const dev_t dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
   uint64_t bytes = major(dev) == 0 ? 0 : ReadQueueAttribute(dev, "max_sectors_kb") * 1024;
@@ -141,6 +153,7 @@ DmaFile::DmaFile(DmaFile&& other) noexcept
       direct_io_(other.direct_io_),
       offset_alignment_bytes_(other.offset_alignment_bytes_),
       memory_alignment_bytes_(other.memory_alignment_bytes_),
+      write_alignment_bytes_(other.write_alignment_bytes_),
       max_transfer_bytes_(other.max_transfer_bytes_) {
   other.fd_ = -1;
 }
@@ -153,6 +166,7 @@ DmaFile& DmaFile::operator=(DmaFile&& other) noexcept {
   direct_io_ = other.direct_io_;
   offset_alignment_bytes_ = other.offset_alignment_bytes_;
   memory_alignment_bytes_ = other.memory_alignment_bytes_;
+  write_alignment_bytes_ = other.write_alignment_bytes_;
   max_transfer_bytes_ = other.max_transfer_bytes_;
   other.fd_ = -1;
   return *this;
@@ -184,8 +198,19 @@ void DmaFile::DetectLimits() {
   if (memory_bytes == 0 || !IsPowerOfTwo(memory_bytes)) memory_bytes = offset_bytes;
   offset_alignment_bytes_ = offset_bytes;
   memory_alignment_bytes_ = memory_bytes;
-  max_transfer_bytes_ = MaxTransferBytes(st, offset_bytes);
+  // A write smaller than a physical block makes the device read, modify and
+  // write the whole block, and a power cut then can damage the block's
+  // other bytes: appends that must never touch acknowledged data align to
+  // the physical block (Seastar's disk_write_dma_alignment does the same).
+  const uint32_t physical_bytes = PhysicalBlockBytes(fd_, st);
+  write_alignment_bytes_ = offset_bytes;
+  if (IsPowerOfTwo(physical_bytes) && physical_bytes > offset_bytes &&
+      physical_bytes <= kWriteAlignmentBytesMax) {
+    write_alignment_bytes_ = physical_bytes;
+  }
+  max_transfer_bytes_ = MaxTransferBytes(st, write_alignment_bytes_);
   assert(max_transfer_bytes_ % offset_alignment_bytes_ == 0);
+  assert(write_alignment_bytes_ % offset_alignment_bytes_ == 0);
 }
 
 Result<uint64_t> DmaFile::SizeBytes() const {

@@ -44,6 +44,9 @@ inline constexpr uint32_t kMaxTransferBytesDefault = 1u << 20;
 inline constexpr uint32_t kMaxTransferBytesMax = 1u << 30;
 static_assert(kMaxTransferBytesDefault % kAlignmentBytesDefault == 0);
 static_assert(kMaxTransferBytesDefault <= kMaxTransferBytesMax);
+// The largest physical block write_alignment_bytes() follows.
+inline constexpr uint32_t kWriteAlignmentBytesMax = 64 * 1024;
+static_assert(kMaxTransferBytesDefault % kWriteAlignmentBytesMax == 0);
 
 struct DmaFileOptions {
   bool create = false;    // O_CREAT with `mode`.
@@ -78,6 +81,11 @@ class DmaFile {
   bool direct_io() const noexcept { return direct_io_; }
   uint32_t offset_alignment_bytes() const noexcept { return offset_alignment_bytes_; }
   uint32_t memory_alignment_bytes() const noexcept { return memory_alignment_bytes_; }
+  // What appends should align to so that a write never shares a physical
+  // block with earlier data: the device's physical block size when it is
+  // larger than offset_alignment_bytes() (and at most
+  // kWriteAlignmentBytesMax), else offset_alignment_bytes().
+  uint32_t write_alignment_bytes() const noexcept { return write_alignment_bytes_; }
   // A multiple of offset_alignment_bytes().
   uint32_t max_transfer_bytes() const noexcept { return max_transfer_bytes_; }
   Result<uint64_t> SizeBytes() const;
@@ -117,6 +125,7 @@ class DmaFile {
   bool direct_io_ = false;
   uint32_t offset_alignment_bytes_ = kAlignmentBytesDefault;
   uint32_t memory_alignment_bytes_ = kAlignmentBytesDefault;
+  uint32_t write_alignment_bytes_ = kAlignmentBytesDefault;
   uint32_t max_transfer_bytes_ = kMaxTransferBytesDefault;
 };
 

@@ -21,7 +21,11 @@
 //     thread (callbacks included: they never wait for room in a full
 //     inbox); `done` runs later on an executor thread (the key's shard's,
 //     or for a call that spans shards, the one that finished last) and
-//     must not block. Keys, values and batches
+//     must not block. Exception: a call refused before it reaches a shard
+//     (the engine is closed, an empty or cross-shard batch, a tail of a
+//     shard that does not exist) runs `done` at once, on the calling
+//     thread, before the call returns; so do not hold a lock that `done`
+//     takes while you make the call. Keys, values and batches
 //     are copied (into pooled buffers) before the call returns.
 //   * Coroutine (CoPut, ...): for code that runs on the engine's executors
 //     (see Spawn), as Glommio applications do. Await them directly
@@ -168,7 +172,8 @@ class Engine {
   virtual Status Close() = 0;
 
   // ---- Asynchronous forms (any thread; `done` runs on an executor thread,
-  // so it must not call the blocking forms or Close). Keys, values and
+  // so it must not call the blocking forms or Close, or inline when the
+  // call is refused at once: see the top of this file). Keys, values and
   // batches are copied before the call returns: the caller may free them
   // at once.
   using StatusCallback = std::function<void(Status)>;

@@ -43,8 +43,11 @@ struct Options {
 
   // Fixed size of every segment file (new databases only; 4 MiB..4 GiB).
   uint64_t segment_size_bytes = 64ull << 20;
-  // Segments allocated ahead of the one being written, per shard.
+  // Segments created (zero-filled) ahead of the one being written, per
+  // shard, 1..8: more absorb a burst that fills segments faster than one
+  // can be created, at segment_size_bytes of disk each.
   uint32_t segments_preallocated = 1;
+  static constexpr uint32_t kSegmentsPreallocatedMax = 8;
   // Largest group commit, in bytes (the shard's write buffer).
   uint32_t flush_bytes_max = 1u << 20;
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dmalog/engine.h"
+#include "engine/format.h"
 #include "tests/engine/engine_fault_util.h"
 #include "tests/test_util.h"
 
@@ -85,6 +86,14 @@ TEST(EngineRecoveryTest, FileCutInsideARecordIsATornTail) {
     EXPECT_NE(stats.recovery_note.find("tail"), std::string::npos) << stats.recovery_note;
     EXPECT_NE(stats.recovery_note.find(SegmentPath(o.db_path, 0, 1)), std::string::npos)
         << stats.recovery_note;
+    // What was zeroed is kept beside the segment, for salvage.
+    const std::string copy =
+        SegmentPath(o.db_path, 0, 1) + ".dropped-" + std::to_string(records[kCut].offset_bytes);
+    EXPECT_NE(stats.recovery_note.find("a copy of the dropped bytes is in " + copy),
+              std::string::npos)
+        << stats.recovery_note;
+    std::error_code ec;
+    EXPECT_EQ(std::filesystem::file_size(copy, ec), stats.recovery_dropped_bytes) << ec.message();
     // The drop is permanent: new writes after it are not "data after damage".
     ASSERT_OK(db->Put({}, "after", "repair"));
     ASSERT_OK(db->Close());
@@ -203,6 +212,43 @@ TEST_F(FlippedByteTest, SkipAnyCorruptedRecordsKeepsAllButTheDamagedOne) {
   EXPECT_NE(stats.recovery_note.find("skipped"), std::string::npos) << stats.recovery_note;
   ASSERT_OK(db->Put({}, Key(kDamaged), "rewritten"));
   EXPECT_EQ(*db->Get(Key(kDamaged)), "rewritten");
+}
+
+// A damaged record inside a flush of many: skip_any_corrupted_records
+// resumes at the next record, where the damaged record's intact header
+// says it starts, not at the next flush (which dropped the intact records
+// after the damaged one, up to a whole flush).
+TEST(EngineRecoveryTest, SkipAnyCorruptedRecordsResumesInsideTheFlush) {
+  testing::TestDir dir;
+  Options o = SmallDbOptions(dir.File("db"), 1);
+  {
+    auto db = OpenOrFail(o);
+    ASSERT_NE(db, nullptr);
+    // Unsynced: they queue while a flush is in flight and share the next.
+    for (int i = 0; i < kRecords; ++i) ASSERT_OK(db->Put({.sync = false}, Key(i), Value(i)));
+    ASSERT_OK(db->Close());
+  }
+  std::vector<testing::SegmentRecord> records = FirstSegmentRecords(o);
+  ASSERT_EQ(records.size(), static_cast<size_t>(kRecords));
+  int damaged = -1;
+  for (int i = 1; i + 2 < kRecords && damaged < 0; ++i) {
+    if ((records[i + 1].flags & format::kRecordFlagFlushStart) == 0) damaged = i;
+  }
+  ASSERT_GE(damaged, 0) << "no flush held two records";
+  ASSERT_OK(testing::FlipByte(SegmentPath(o.db_path, 0, 1),
+                              records[damaged].offset_bytes + records[damaged].encoded_bytes - 5));
+  o.recovery_mode = RecoveryMode::kSkipAnyCorruptedRecords;
+  auto db = OpenOrFail(o);
+  ASSERT_NE(db, nullptr);
+  ExpectRecords(*db, kRecords, damaged, damaged + 1);
+  const ShardStats stats = db->Stats().shards.at(0);
+  EXPECT_EQ(stats.recovery_dropped_bytes,
+            records[damaged + 1].offset_bytes - records[damaged].offset_bytes)
+      << stats.recovery_note;
+  // Tail, in the same mode, skips the damage (still on disk) as the open did.
+  Result<std::vector<LogRecord>> tail = db->Tail(TailOptions{.max_records = 10 * kRecords});
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(tail->size(), static_cast<size_t>(kRecords - 1));
 }
 
 // Two whole flushes in the middle of the log read as zeros (writes lost after

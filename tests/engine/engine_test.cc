@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <map>
 #include <string>
@@ -27,6 +28,38 @@ std::unique_ptr<Engine> OpenOrDie(const Options& o) {
   Result<std::unique_ptr<Engine>> db = Engine::Open(o);
   EXPECT_TRUE(db.ok()) << db.status().ToString();
   return db.ok() ? std::move(*db) : nullptr;
+}
+
+// Waits (bounded) until shard 0 has `count` segments; returns how many it has.
+uint64_t WaitForSegments(Engine& db, uint64_t count) {
+  uint64_t now = 0;
+  for (int step = 0; step < 10'000; ++step) {
+    now = db.Stats().shards.at(0).segments;
+    if (now >= count) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return now;
+}
+
+// Options::segments_preallocated spares are kept ahead of the active
+// segment, and replaced as writing rolls into them; 0 is refused.
+TEST(EngineTest, SegmentsPreallocatedKeepsThatManySpares) {
+  testing::TestDir dir;
+  Options o = SmallOptions(dir.File("db"));
+  o.shard_count = 1;
+  o.segments_preallocated = 0;
+  EXPECT_TRUE(Engine::Open(o).status().IsInvalidArgument());
+  o.segments_preallocated = 3;
+  auto db = OpenOrDie(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(WaitForSegments(*db, 4), 4u);  // The active one and 3 spares.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(db->Stats().shards.at(0).segments, 4u) << "more spares than asked for";
+  // Fill a bit more than one segment: writing rolls into a spare.
+  const std::string value(64u << 10, 'v');
+  for (int i = 0; i < 70; ++i) ASSERT_OK(db->Put({}, "k" + std::to_string(i), value));
+  EXPECT_EQ(WaitForSegments(*db, 5), 5u);
+  ASSERT_OK(db->Close());
 }
 
 TEST(EngineTest, PutGetDeleteSurviveReopen) {
