@@ -212,7 +212,11 @@ Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
     std::unique_ptr<Segment> last = std::move(out_.segments.back());
     out_.segments.pop_back();
     const std::string path = last->path();
-    out_.dropped_bytes += last->file_size_bytes;
+    // What it held: a spare never written to holds nothing.
+    SegmentScanner scanner(*last, last->data_start_bytes(), last->file_size_bytes, window_.get());
+    Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, *last, last->data_start_bytes());
+    if (!dirty_end.ok()) co_return dirty_end.status();
+    out_.dropped_bytes += *dirty_end - last->data_start_bytes();
     Status s = RemoveStaleHint(last->id());
     if (!s.ok()) co_return s;
     last.reset();

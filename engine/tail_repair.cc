@@ -9,10 +9,7 @@
 #include "engine/segment_scanner.h"
 
 namespace dmalog::engine {
-namespace {
 
-// The end of the non-zero bytes at or after `from` (bounded by the file);
-// `from` when there are none.
 Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment, uint64_t from) {
   uint64_t dirty_end = from;
   for (uint64_t at = from; at < segment.file_size_bytes; at += kScanWindowBytes) {
@@ -27,6 +24,8 @@ Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment,
   }
   co_return dirty_end;
 }
+
+namespace {
 
 // Keeps the valid prefix of the block holding `valid_end` and pads the rest.
 Task<Status> PadLastBlock(SegmentScanner& scanner, Segment& segment, uint64_t valid_end) {

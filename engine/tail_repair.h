@@ -14,6 +14,12 @@
 
 namespace dmalog::engine {
 
+class SegmentScanner;
+
+// The end of the non-zero bytes of `segment` at or after `from` (bounded by
+// the file); `from` when there are none. Reads through `scanner`.
+Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment, uint64_t from);
+
 // A dropped tail's copy keeps at most this many bytes (a flush is 1 MiB by
 // default; more is a damaged file, not a torn write).
 inline constexpr uint64_t kDroppedCopyBytesMax = 8u << 20;
