@@ -243,6 +243,13 @@ Status EngineImpl::Close() {
     if (!shards_[i]) continue;
     Shard* shard = shards_[i].get();
     Status s = RunOn(*group_, i, foreground_queue_[i], [shard] { return shard->Stop(); });
+    if (!s.ok() && !s.IsAborted()) {
+      // The shard stopped, but a write error had stopped its writes: a
+      // failed flush may have lost writes acknowledged with sync = false,
+      // so Close must not say OK.
+      if (result.ok()) result = std::move(s);
+      s = Status::OK();
+    }
     if (s.ok()) {
       s = RunOn(*group_, i, foreground_queue_[i], [this, i] { shards_[i].reset(); });
     }

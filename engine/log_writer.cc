@@ -51,8 +51,15 @@ LogWriter::~LogWriter() = default;
 
 Status LogWriter::Init() {
   const uint32_t align = std::max<uint32_t>(Alignment(), 4096);
+  // Sized for the largest alignment any segment may have, not the active
+  // one's: a roll can move to a segment with a larger alignment (made on a
+  // device with larger physical blocks), and a flush pads its batch up to
+  // it. A multiple of every alignment, so the padding always fits.
+  constexpr uint32_t kSlackBytes = format::kWriteAlignmentBytesMax;
   buffer_bytes_ = static_cast<uint32_t>(
-      AlignUp(std::max<uint64_t>(options_.flush_bytes_max, kLargestRecordBytes + align), align));
+      AlignUp(std::max<uint64_t>(options_.flush_bytes_max, kLargestRecordBytes + kSlackBytes),
+              kSlackBytes));
+  assert(buffer_bytes_ % align == 0);
   for (Batch& b : batches_) {
     b.buf.reset(static_cast<uint8_t*>(std::aligned_alloc(align, buffer_bytes_)));
     if (!b.buf) return Status::IOError("out of memory allocating the group-commit buffers");

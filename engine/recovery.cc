@@ -178,6 +178,7 @@ Task<Status> ShardRecovery::RepairTail(size_t i, uint64_t valid_end) {
   if (!repair.ok()) co_return repair.status();
   out_.dropped_bytes += repair->dropped_bytes;
   if (!repair->copy_path.empty()) Note("a copy of the dropped bytes is in " + repair->copy_path);
+  if (!repair->copy_error.empty()) Note("no copy of the dropped bytes: " + repair->copy_error);
   co_return Status::OK();
 }
 
@@ -212,11 +213,17 @@ Task<Status> ShardRecovery::DropSegmentsAfter(size_t i) {
     std::unique_ptr<Segment> last = std::move(out_.segments.back());
     out_.segments.pop_back();
     const std::string path = last->path();
-    // What it held: a spare never written to holds nothing.
-    SegmentScanner scanner(*last, last->data_start_bytes(), last->file_size_bytes, window_.get());
-    Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, *last, last->data_start_bytes());
-    if (!dirty_end.ok()) co_return dirty_end.status();
-    out_.dropped_bytes += *dirty_end - last->data_start_bytes();
+    // What it held. A segment is written in order from its first data
+    // block, so a spare never written to is zero there: not read further.
+    const uint64_t start = last->data_start_bytes();
+    SegmentScanner scanner(*last, start, last->file_size_bytes, window_.get());
+    Result<std::span<const uint8_t>> first = co_await scanner.Bytes(start, last->alignment_bytes());
+    if (!first.ok()) co_return first.status();
+    if (!std::all_of(first->begin(), first->end(), [](uint8_t b) { return b == 0; })) {
+      Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, *last, start);
+      if (!dirty_end.ok()) co_return dirty_end.status();
+      out_.dropped_bytes += *dirty_end - start;
+    }
     Status s = RemoveStaleHint(last->id());
     if (!s.ok()) co_return s;
     last.reset();

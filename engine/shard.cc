@@ -78,7 +78,7 @@ void Shard::StartLoops(uint32_t foreground_queue, uint32_t background_queue) {
   executor->Spawn(background_queue, hints_->Loop());
 }
 
-Task<void> Shard::Stop() {
+Task<Status> Shard::Stop() {
   // Calls this executor's own thread made before Close shut the gate may
   // still wait in its self-message FIFO, which the executor runs in batches,
   // not all ahead of Close's message: let every one reach the shard first.
@@ -104,6 +104,11 @@ Task<void> Shard::Stop() {
     // it: a failure to write it costs time, never data.
     (co_await WriteCleanMarker(dir_, options_.shard, *end)).IgnoreError();
   }
+  const Status& cause = writer_->read_only_cause();
+  if (cause.ok()) co_return Status::OK();
+  assert(!cause.IsAborted() && "Close tells a gone executor by Aborted");
+  co_return cause.WithContext("shard " + std::to_string(options_.shard) +
+                              " had refused writes since");
 }
 
 void Shard::NoteWriteStatus() {

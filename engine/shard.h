@@ -52,8 +52,10 @@ class Shard {
   // Starts the flusher (in `foreground_queue`), the segment preparer and the
   // hint writer (in `background_queue`); the executor owns the spawned tasks.
   void StartLoops(uint32_t foreground_queue, uint32_t background_queue);
-  // Flushes what is queued and ends the loops.
-  Task<void> Stop();
+  // Flushes what is queued and ends the loops. Returns the error that made
+  // the shard refuse writes, if one did (a failed flush may have taken
+  // writes acknowledged with sync = false with it); never Aborted.
+  Task<Status> Stop();
 
   // Serves a request posted as a message (engine/requests.h): synchronously
   // when possible, else through a coroutine in the foreground queue.

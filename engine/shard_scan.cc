@@ -151,7 +151,17 @@ Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uin
     while (!full()) {
       Result<ScanItem> item = co_await scanner.Peek();
       if (!item.ok()) co_return item.status();
-      if (item->outcome == DecodeOutcome::kZero) break;
+      if (item->outcome == DecodeOutcome::kZero) {
+        // Unwritten space before the log's end is a hole the open skipped
+        // in this mode (in the others, it refused to open).
+        if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) break;
+        Result<std::optional<uint64_t>> next =
+            co_await scanner.FindValidRecordFrom(item->offset_bytes + 1);
+        if (!next.ok()) co_return next.status();
+        if (!next->has_value()) break;
+        scanner.Seek(**next);
+        continue;
+      }
       if (item->outcome != DecodeOutcome::kRecord) {
         if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) {
           co_return Status::Corruption("segment " + segment->path() + " offset " +

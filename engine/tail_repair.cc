@@ -12,7 +12,9 @@ namespace dmalog::engine {
 
 Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment, uint64_t from) {
   uint64_t dirty_end = from;
-  for (uint64_t at = from; at < segment.file_size_bytes; at += kScanWindowBytes) {
+  // Bounded by the file: each round moves past the bytes it looked at (a
+  // window loaded for an unaligned `from` holds less than its size).
+  for (uint64_t at = from; at < segment.file_size_bytes;) {
     Result<std::span<const uint8_t>> bytes = co_await scanner.Bytes(at, kScanWindowBytes);
     if (!bytes.ok()) co_return bytes.status();
     const std::span<const uint8_t> view = *bytes;
@@ -21,6 +23,7 @@ Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment,
     size_t k = view.size();
     while (k > 0 && view[k - 1] == 0) --k;
     if (k > 0) dirty_end = at + k;
+    at += view.size();
   }
   co_return dirty_end;
 }
@@ -61,8 +64,17 @@ Task<Result<std::string>> SaveDropped(const io::Directory& dir, SegmentScanner& 
     at += bytes->size();
   }
   const std::string path = segment.path();
-  const std::string name =
+  const std::string base =
       path.substr(path.find_last_of('/') + 1) + ".dropped-" + std::to_string(from);
+  // A later repair at the same offset (the next flush torn too) must not
+  // replace an earlier copy.
+  std::string name = base;
+  for (uint32_t n = 2; n <= kDroppedCopiesPerOffsetMax; ++n) {
+    Result<bool> taken = io::PathExists(dir.path() + "/" + name);
+    if (!taken.ok()) co_return taken.status();
+    if (!*taken) break;
+    name = base + "-" + std::to_string(n);
+  }
   Status s = co_await io::WriteFileDurablyOnRing(dir, name, copy);
   if (!s.ok()) co_return s.WithContext("saving the dropped tail");
   co_return dir.path() + "/" + name;
@@ -76,14 +88,18 @@ Task<Result<TailRepair>> ZeroTailAfter(const io::Directory& dir, Segment& segmen
   const uint32_t align = segment.alignment_bytes();
   const uint64_t write_at = AlignUp(valid_end, align);
   SegmentScanner scanner(segment, write_at, segment.file_size_bytes, window);
-  Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, segment, write_at);
+  Result<uint64_t> dirty_end = co_await DirtyEnd(scanner, segment, valid_end);
   if (!dirty_end.ok()) co_return dirty_end.status();
   TailRepair repair;
   if (*dirty_end > valid_end) {
     repair.dropped_bytes = *dirty_end - valid_end;
+    // Best effort: a full disk must not keep the database from opening.
     Result<std::string> saved = co_await SaveDropped(dir, scanner, segment, valid_end, *dirty_end);
-    if (!saved.ok()) co_return saved.status();
-    repair.copy_path = std::move(*saved);
+    if (saved.ok()) {
+      repair.copy_path = std::move(*saved);
+    } else {
+      repair.copy_error = saved.status().ToString();
+    }
   }
   if (valid_end % align != 0) {
     Status s = co_await PadLastBlock(scanner, segment, valid_end);

@@ -23,10 +23,13 @@ Task<Result<uint64_t>> DirtyEnd(SegmentScanner& scanner, const Segment& segment,
 // A dropped tail's copy keeps at most this many bytes (a flush is 1 MiB by
 // default; more is a damaged file, not a torn write).
 inline constexpr uint64_t kDroppedCopyBytesMax = 8u << 20;
+// Copies kept for one segment offset (repairs there after repeated crashes).
+inline constexpr uint32_t kDroppedCopiesPerOffsetMax = 1000;
 
 struct TailRepair {
   uint64_t dropped_bytes = 0;  // From valid_end to the last non-zero byte.
   std::string copy_path;       // Where those bytes were saved; empty if none.
+  std::string copy_error;      // Why they could not be saved (the repair went on).
 };
 
 // Saves the bytes from `valid_end` to the last non-zero byte of the file in

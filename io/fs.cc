@@ -124,8 +124,10 @@ IoAwaitable Directory::Sync() const {
 Status CreateDirectories(const std::string& path) {
   // The first missing ancestor: each directory made below it gets its
   // entry synced into its parent.
-  std::filesystem::path first_new = std::filesystem::absolute(path).lexically_normal();
+  // Symlinks in the existing part resolved, as mkdir resolves them.
   std::error_code ec;
+  std::filesystem::path first_new = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return SyscallErrorStatus("resolve", path, ec.value(), "check the path");
   for (uint32_t depth = 0; depth < kPathDepthMax; ++depth) {
     const std::filesystem::path parent = first_new.parent_path();
     if (parent == first_new || std::filesystem::exists(parent, ec)) break;
@@ -139,7 +141,8 @@ Status CreateDirectories(const std::string& path) {
   }
   if (existed) return Status::OK();
   // Made durable: a crash must not lose a directory whose files were synced.
-  const std::filesystem::path made = std::filesystem::absolute(path).lexically_normal();
+  const std::filesystem::path made = std::filesystem::canonical(path, ec);
+  if (ec) return SyscallErrorStatus("resolve", path, ec.value(), "check the path");
   std::filesystem::path dir = made;
   for (uint32_t depth = 0; depth < kPathDepthMax; ++depth, dir = dir.parent_path()) {
     DMALOG_RETURN_IF_ERROR(SyncDirectory(dir.parent_path().string()));

@@ -169,6 +169,9 @@ class Engine {
   // their callbacks run), and every call that starts later returns Aborted.
   // Call it from a thread of your own, never from a callback or coroutine
   // (InvalidArgument). The destructor closes too, discarding the status.
+  // OK means every write acknowledged before it is durable; otherwise it
+  // returns the error that stopped a shard's writes (a failed flush may
+  // have lost sync=false writes) or that a sync=false write got.
   virtual Status Close() = 0;
 
   // ---- Asynchronous forms (any thread; `done` runs on an executor thread,

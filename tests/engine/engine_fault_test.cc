@@ -283,6 +283,24 @@ TEST(EngineFaultTest, FdatasyncEioMakesTheShardReadOnly) {
   ASSERT_OK(db->Put({}, "after-reopen", "v"));
 }
 
+// A flush of writes acknowledged with sync=false fails: the writes are
+// lost, so Close must not return OK (it did: the shard's error was not
+// reported, and the writes had completed when they were queued).
+TEST(EngineFaultTest, CloseReportsAFailedFlushOfUnsyncedWrites) {
+  testing::TestDir dir;
+  const Options o = SmallDbOptions(dir.File("db"), 1);
+  FaultHarness harness(13);
+  auto db = OpenWithEarlyKeys(o, harness);
+  ASSERT_NE(db, nullptr);
+  ASSERT_OK(harness.InjectAt(*db, 0, 1, io::FaultSpec::Eio(io::OpFilter::kWrite)));
+  ASSERT_OK(db->Put({.sync = false}, "unsynced", "v"));
+  const Status closed = db->Close();
+  EXPECT_TRUE(closed.IsIOError()) << closed.ToString();
+  EXPECT_NE(closed.message().find("EIO"), std::string::npos) << closed.ToString();
+  EXPECT_NE(closed.message().find("shard 0 had refused writes since"), std::string::npos)
+      << closed.ToString();
+}
+
 bool IsDiskFull(const Status& s) {
   const std::string msg(s.message());
   return s.IsNoSpace() || (s.IsReadOnly() && (msg.find("disk full") != std::string::npos ||
