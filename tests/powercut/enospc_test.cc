@@ -109,6 +109,33 @@ uint64_t FillLeaving(const std::string& path, const std::string& mount_point, ui
 
 class RealEnospc : public ::testing::TestWithParam<FsParam> {
  protected:
+  // A fresh image of the parameter's filesystem, mounted, and the options
+  // of a one-shard database on it. Skips (fails under CI) when this
+  // machine cannot loop-mount it.
+  void SetUp() override {
+    const FsParam& p = GetParam();
+    const std::string why =
+        LoopMountUnavailable({"losetup", "mount", "umount", "mkfs." + std::string(p.type)});
+    if (!why.empty() && InCi()) FAIL() << why << "; CI is set, so this is a failure, not a skip";
+    if (!why.empty()) GTEST_SKIP() << why;
+    fs_ = std::make_unique<LoopFilesystem>(dir_.File(std::string(p.type) + ".img"),
+                                           dir_.File("mnt"), p.type);
+    ASSERT_OK(fs_->Create(p.image_bytes, p.mkfs_args));
+    const Status mounted = fs_->Mount();
+    if (!mounted.ok() && !KernelHasFilesystem(p.type)) {
+      const std::string no_fs =
+          std::string("the kernel has no ") + p.type + " (" + mounted.ToString() + ")";
+      if (InCi()) FAIL() << no_fs << "; CI is set, so this is a failure, not a skip";
+      GTEST_SKIP() << no_fs;
+    }
+    ASSERT_OK(mounted);
+    filler_ = fs_->mount_point() + "/filler";
+    options_.db_path = fs_->mount_point() + "/db";
+    options_.shard_count = 1;
+    options_.segment_size_bytes = kSegmentBytes;
+    options_.quiet = true;
+  }
+
   // Puts fresh keys until one fails; returns that failure.
   Status PutUntilFull(Engine* db) {
     for (uint64_t n = 0; n < kPutsUntilFullMax; ++n) {
@@ -158,6 +185,10 @@ class RealEnospc : public ::testing::TestWithParam<FsParam> {
     }
   }
 
+  TestDir dir_;
+  std::unique_ptr<LoopFilesystem> fs_;  // Unmounted before dir_ is removed.
+  std::string filler_;
+  Options options_;
   std::vector<uint64_t> acknowledged_;
   uint64_t next_ = 0;
 };
@@ -170,27 +201,9 @@ std::unique_ptr<Engine> OpenOrFail(const Options& o, const std::string& when) {
 
 TEST_P(RealEnospc, FullDiskFailsKeepsDataReopensAndResumes) {
   const FsParam& p = GetParam();
-  const std::string why =
-      LoopMountUnavailable({"losetup", "mount", "umount", "mkfs." + std::string(p.type)});
-  if (!why.empty() && InCi()) FAIL() << why << "; CI is set, so this is a failure, not a skip";
-  if (!why.empty()) GTEST_SKIP() << why;
-  TestDir dir;
-  LoopFilesystem fs(dir.File(std::string(p.type) + ".img"), dir.File("mnt"), p.type);
-  ASSERT_OK(fs.Create(p.image_bytes, p.mkfs_args));
-  const Status mounted = fs.Mount();
-  if (!mounted.ok() && !KernelHasFilesystem(p.type)) {
-    const std::string no_fs =
-        std::string("the kernel has no ") + p.type + " (" + mounted.ToString() + ")";
-    if (InCi()) FAIL() << no_fs << "; CI is set, so this is a failure, not a skip";
-    GTEST_SKIP() << no_fs;
-  }
-  ASSERT_OK(mounted);
-  const std::string filler = fs.mount_point() + "/filler";
-  Options o;
-  o.db_path = fs.mount_point() + "/db";
-  o.shard_count = 1;
-  o.segment_size_bytes = kSegmentBytes;
-  o.quiet = true;
+  const LoopFilesystem& fs = *fs_;
+  const std::string& filler = filler_;
+  const Options& o = options_;
 
   // 1. Fill, fail, stay writable, free space, resume in the same engine.
   ASSERT_GT(FillLeaving(filler, fs.mount_point(), kFirstRoomBytes), 0u) << "writing " << filler;
@@ -242,22 +255,9 @@ TEST_P(RealEnospc, FullDiskFailsKeepsDataReopensAndResumes) {
 // error, and a Sync() after it returned OK.
 TEST_P(RealEnospc, LostUnsyncedPutStopsTheShardsWritesAndEverySyncReportsIt) {
   const FsParam& p = GetParam();
-  const std::string why =
-      LoopMountUnavailable({"losetup", "mount", "umount", "mkfs." + std::string(p.type)});
-  if (!why.empty() && InCi()) FAIL() << why << "; CI is set, so this is a failure, not a skip";
-  if (!why.empty()) GTEST_SKIP() << why;
-  TestDir dir;
-  LoopFilesystem fs(dir.File(std::string(p.type) + ".img"), dir.File("mnt"), p.type);
-  ASSERT_OK(fs.Create(p.image_bytes, p.mkfs_args));
-  const Status mounted = fs.Mount();
-  if (!mounted.ok() && !KernelHasFilesystem(p.type)) GTEST_SKIP() << mounted.ToString();
-  ASSERT_OK(mounted);
-  const std::string filler = fs.mount_point() + "/filler";
-  Options o;
-  o.db_path = fs.mount_point() + "/db";
-  o.shard_count = 1;
-  o.segment_size_bytes = kSegmentBytes;
-  o.quiet = true;
+  const LoopFilesystem& fs = *fs_;
+  const std::string& filler = filler_;
+  const Options& o = options_;
   ASSERT_GT(FillLeaving(filler, fs.mount_point(), kFirstRoomBytes), 0u) << "writing " << filler;
   std::unique_ptr<Engine> db = OpenOrFail(o, "open beside the filler");
   ASSERT_NE(db, nullptr);
