@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <cstring>
@@ -286,9 +287,8 @@ Task<Status> CheckAgainstSegment(const DecodedHint& d, uint32_t shard, const Seg
                                  const Segment* next, uint64_t previous_last_sequence) {
   const HintHeader& h = d.header;
   const uint32_t align = segment.alignment_bytes();
-  if (next == nullptr || next->alignment_bytes() > align) {
+  if (next == nullptr)
     co_return Status::Corruption("the last segment of a shard is always scanned");
-  }
   if (h.shard != shard || h.segment_id != segment.id() ||
       h.segment_size_bytes != segment.size_bytes()) {
     co_return Status::Corruption("names another shard, segment or segment size");
@@ -305,7 +305,9 @@ Task<Status> CheckAgainstSegment(const DecodedHint& d, uint32_t shard, const Seg
   if (!d.entries.empty() && h.first_sequence <= previous_last_sequence) {
     co_return Status::Corruption("its sequences are not above the previous segment's");
   }
-  AlignedBuffer block = AllocateAligned(align);
+  // Also holds one of `next`'s blocks, whose alignment may be larger (a
+  // segment made after an upgrade aligns to the disk's physical block).
+  AlignedBuffer block = AllocateAligned(std::max(align, next->alignment_bytes()));
   if (!block) co_return Status::IOError("out of memory checking a hint");
   if (!d.entries.empty()) {
     const uint64_t start = AlignDown(h.last_record_offset_bytes, align);
