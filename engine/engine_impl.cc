@@ -42,28 +42,6 @@ std::string ShardDir(const std::string& db, uint32_t shard) {
   return db + name;
 }
 
-Status ValidateOptions(const Options& o) {
-  if (o.db_path.empty()) return Status::InvalidArgument("--db is empty: name a directory");
-  if (o.segment_size_bytes < format::kSegmentSizeBytesMin ||
-      o.segment_size_bytes > format::kSegmentSizeBytesMax || o.segment_size_bytes % 65536 != 0) {
-    return Status::InvalidArgument("segment_size_bytes " + std::to_string(o.segment_size_bytes) +
-                                   " must be a multiple of "
-                                   "64 KiB between " +
-                                   std::to_string(format::kSegmentSizeBytesMin) + " and " +
-                                   std::to_string(format::kSegmentSizeBytesMax));
-  }
-  if (o.segments_preallocated < 1 || o.segments_preallocated > Options::kSegmentsPreallocatedMax) {
-    return Status::InvalidArgument("segments_preallocated " +
-                                   std::to_string(o.segments_preallocated) + " must be 1 to " +
-                                   std::to_string(Options::kSegmentsPreallocatedMax));
-  }
-  if (o.shard_count > sched::kShardsMax) {
-    return Status::InvalidArgument("shard_count " + std::to_string(o.shard_count) +
-                                   " is over the limit of " + std::to_string(sched::kShardsMax));
-  }
-  return Status::OK();
-}
-
 template <typename Fn>
 auto RunOn(sched::ExecutorGroup& group, uint32_t shard, sched::QueueId queue, Fn fn) {
   return group.submit_to(shard, std::move(fn), queue).get();

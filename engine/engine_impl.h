@@ -19,6 +19,9 @@
 
 namespace dmalog::engine {
 
+// InvalidArgument naming the first option out of its range (engine/options.cc).
+Status ValidateOptions(const Options& o);
+
 class EngineImpl final : public Engine {
  public:
   static Result<std::unique_ptr<Engine>> Open(const Options& options, const EngineHooks& hooks);
