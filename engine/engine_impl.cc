@@ -107,6 +107,8 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   g.executor.backend.force_fallback = options_.force_io_fallback;
   g.executor.backend.require_io_uring = options_.require_direct_io;
   g.executor.backend.wrap = hooks.wrap_backend;
+  // A wrapped backend (fault injection) must see every read.
+  read_on_calling_thread_ = options_.read_on_calling_thread && !hooks.wrap_backend;
   g.executor.backend.quiet = options_.quiet;
   // On one CPU, polling would only delay the thread that would post to us.
   g.executor.idle_poll = std::chrono::microseconds(
@@ -147,6 +149,7 @@ Status EngineImpl::OpenShards() {
     so.spare_segments = options_.segments_preallocated;
     so.recovery_mode = options_.recovery_mode;
     so.use_hint_files = options_.use_hint_files;
+    so.read_on_calling_thread = read_on_calling_thread_;
     so.file_options.require_direct_io = options_.require_direct_io;
     so.file_options.quiet = options_.quiet;
     // Every shard recovers at once, each on its own executor.
@@ -371,6 +374,7 @@ Result<std::string> EngineImpl::Get(std::string_view key) {
   const OpGate::Pass pass = gate_.Enter();
   if (!pass) return Closed();
   const uint32_t i = ShardOf(key);
+  if (std::optional<Result<std::string>> r = shards_[i]->TryGetOnCaller(key)) return *std::move(r);
   GetRequest request;
   request.shard = shards_[i].get();
   request.key = key;

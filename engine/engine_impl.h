@@ -119,7 +119,10 @@ class EngineImpl final : public Engine {
   std::vector<sched::QueueId> foreground_queue_;
   std::vector<sched::QueueId> background_queue_;
   std::vector<uint32_t> all_shards_;  // 0 .. shard_count_ - 1, for FanOut.
-  // shards_[i] lives on executor i and is only touched there.
+  // Options::read_on_calling_thread, off when a hook wraps the backend.
+  bool read_on_calling_thread_ = true;
+  // shards_[i] lives on executor i and is only touched there, but for its
+  // "any thread" calls (a blocking Get's TryGetOnCaller, WriteComing).
   std::vector<std::unique_ptr<Shard>> shards_;
   std::mutex close_mu_;  // Held for the whole of Close.
   Status close_result_;  // What the first Close returned; guarded by close_mu_.

@@ -35,7 +35,8 @@ std::string ShardLine(const ShardStats& s) {
   out += "  since open: log bytes " + std::to_string(s.log_bytes) + ", flushes " +
          std::to_string(s.flushes) + ", avg records/flush " + Fixed1(per_flush) +
          ", hint files written " + std::to_string(s.hints_written) + " (failed " +
-         std::to_string(s.hint_write_failures) + ")\n";
+         std::to_string(s.hint_write_failures) + "), gets read on the calling thread " +
+         std::to_string(s.gets_on_calling_thread) + "\n";
   out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered, " +
          std::to_string(s.recovery_read_bytes) + " bytes read, " +
          std::to_string(s.segments_loaded_from_hints) + " segments from hint files" +

@@ -38,9 +38,14 @@ void LogWriter::Batch::Reset() {
 }
 
 LogWriter::LogWriter(const LogWriterOptions& options, RecoveredShard& recovered, Index* index,
-                     const io::Directory* dir)
-    : options_(options), index_(index), dir_(dir), segments_(std::move(recovered.segments)) {
+                     const io::Directory* dir, CallerReads* caller_reads)
+    : options_(options),
+      index_(index),
+      dir_(dir),
+      caller_reads_(caller_reads),
+      segments_(std::move(recovered.segments)) {
   assert(!segments_.empty() && recovered.active_index < segments_.size());
+  for (const auto& segment : segments_) caller_reads_->Publish(segment.get());
   active_ = segments_[recovered.active_index].get();
   next_offset_bytes_ = recovered.write_offset_bytes;
   next_sequence_ = recovered.last_sequence + 1;
@@ -212,6 +217,7 @@ Task<void> LogWriter::PrepareLoop() {
                                  options_.file_options, zeros_.get(), kZerosBytes);
     if (segment.ok()) {
       segments_.push_back(std::move(*segment));
+      caller_reads_->Publish(segments_.back().get());
       stats_.segments = segments_.size();
       spare_error_ = Status::OK();
       spare_ready_.NotifyAll();
@@ -292,6 +298,8 @@ Task<void> LogWriter::FlushOne() {
     failed_ticket_ = std::min(failed_ticket_, batch.ticket);
     Fail(s);
   }
+  // In the index now, or never: either way callers may read the index.
+  caller_reads_->WritesSettled(batch.records.size());
   batch.Reset();
   acks_.NotifyAll();  // Runs once the flusher has started the next flush.
   room_.NotifyAll();
@@ -304,6 +312,7 @@ void LogWriter::Fail(Status cause) {
 void LogWriter::ApplyToIndex(const Batch& batch) {
   assert(batch.segment->id() <= UINT32_MAX);
   const uint32_t segment_id = static_cast<uint32_t>(batch.segment->id());
+  caller_reads_->BeginIndexChange();
   for (const Entry& e : batch.entries) {
     const RecordSpan& r = batch.records[e.record];
     const IndexEntry at{segment_id, static_cast<uint32_t>(batch.offset_bytes + r.offset_in_batch),
@@ -316,6 +325,7 @@ void LogWriter::ApplyToIndex(const Batch& batch) {
     if (batch.segment->first_sequence == 0) batch.segment->first_sequence = e.sequence;
     batch.segment->last_sequence = e.sequence;
   }
+  caller_reads_->EndIndexChange();
 }
 
 std::optional<Status> LogWriter::Settled(uint64_t ticket) const {

@@ -8,6 +8,9 @@
 // next one. Only after that flush succeeds are its records applied to the
 // index and their writers acknowledged.
 //
+// Every segment it holds stays open, at the same address, until the writer
+// is destroyed: gets read them from other threads (engine/caller_reads.h).
+//
 // A flush always starts at an aligned offset after the previous one, so no
 // write touches a block that holds acknowledged data (docs/format.md).
 //
@@ -29,6 +32,7 @@
 
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/caller_reads.h"
 #include "engine/clean_marker.h"
 #include "engine/index.h"
 #include "engine/record.h"
@@ -79,10 +83,13 @@ struct LogWriterStats {
 
 class LogWriter {
  public:
-  // Takes the recovered segments; `index` and `dir` are borrowed for the
-  // writer's life (both owned by the Shard).
+  // Takes the recovered segments; `index`, `dir` and `caller_reads` are
+  // borrowed for the writer's life (all owned by the Shard). The writer
+  // changes the index only inside caller_reads' BeginIndexChange and
+  // EndIndexChange, settles each record's write once the record is in the
+  // index or its flush failed, and publishes every segment it holds.
   LogWriter(const LogWriterOptions& options, RecoveredShard& recovered, Index* index,
-            const io::Directory* dir);
+            const io::Directory* dir, CallerReads* caller_reads);
   ~LogWriter();
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -199,6 +206,7 @@ class LogWriter {
   const LogWriterOptions options_;
   Index* const index_;
   const io::Directory* const dir_;
+  CallerReads* const caller_reads_;
   std::vector<std::unique_ptr<Segment>> segments_;  // By id; owned.
   Segment* active_ = nullptr;
   uint32_t buffer_bytes_ = 0;

@@ -15,6 +15,8 @@ void RunWrite(sched::Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
 }
 void DropWrite(void* arg) {
   auto* request = static_cast<WriteRequest*>(arg);
+  // Not settled with the shard: no get reads it once Close has begun, and
+  // the shard may be gone.
   request->status = Status::Aborted("the database closed before the write ran");
   request->complete(request);
 }
@@ -37,7 +39,10 @@ void Post(sched::ExecutorGroup& group, uint32_t shard_index, Request* request) {
   // flush completes, and that completion wakes the executor: it need not
   // be woken for the write (the shard defers wake-ups while it flushes).
   bool deferrable = false;
-  if constexpr (kWrite) deferrable = request->sync;
+  if constexpr (kWrite) {
+    deferrable = request->sync;
+    request->shard->WriteComing();
+  }
   if (!group.Post(shard_index, msg, deferrable)) msg.drop(msg.arg);  // Completes it with Aborted.
 }
 

@@ -137,6 +137,7 @@ class [[nodiscard]] DirectCall {
     waiter_ = waiter;
     queue_ = executor_->current_queue();
     submitting_ = true;
+    if constexpr (std::is_base_of_v<WriteRequest, Request>) request_.shard->WriteComing();
     request_.shard->Submit(&request_);
     submitting_ = false;
     return !done_;  // Served at once: go on without suspending.

@@ -133,4 +133,39 @@ Task<Result<std::unique_ptr<Segment>>> Segment::Open(const std::string& path, ui
   co_return std::move(segment);
 }
 
+Result<std::string> RecordValueFromRead(const Segment& segment, const IndexEntry& entry,
+                                        std::string_view key, std::span<const uint8_t> read,
+                                        uint64_t read_offset_bytes) {
+  const auto where = [&] {
+    return "segment " + segment.path() + " offset " + std::to_string(entry.offset_bytes);
+  };
+  assert(entry.offset_bytes >= read_offset_bytes);
+  const uint64_t skip = entry.offset_bytes - read_offset_bytes;
+  const uint64_t have = read.size() > skip ? read.size() - skip : 0;
+  DecodeResult d = DecodeRecord(read.subspan(std::min<uint64_t>(skip, read.size()),
+                                             std::min<uint64_t>(have, entry.record_bytes)),
+                                segment.id());
+  if (d.outcome != DecodeOutcome::kRecord) {
+    return Status::Corruption(where() + ": " + DecodeOutcomeName(d.outcome) +
+                              " on read: the data on disk is damaged; reopen with "
+                              "--recovery_mode=skip_any_corrupted_records to skip damaged "
+                              "records");
+  }
+  if (d.record.type == format::kBatchType) {
+    BatchReader reader(d.record.value);
+    const uint64_t want = entry.sequence - d.record.sequence;
+    // Bounded by the entry's position in the batch.
+    for (uint64_t i = 0; i <= want; ++i) {
+      Result<BatchEntry> e = reader.Next();
+      if (!e.ok()) break;
+      if (i == want && e->key == key) return std::string(e->value);
+    }
+    return Status::Corruption(where() + ": the batch has no entry for the key");
+  }
+  if (d.record.key != key || d.record.sequence != entry.sequence) {
+    return Status::Corruption(where() + ": the record holds another key than the index says");
+  }
+  return std::string(d.record.value);
+}
+
 }  // namespace dmalog::engine

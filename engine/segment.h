@@ -8,10 +8,13 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/index.h"
 #include "engine/record.h"
 #include "io/dma_file.h"
 #include "io/fs.h"
@@ -67,5 +70,14 @@ class Segment {
   io::DmaFile file_;
   SegmentHeader header_;
 };
+
+// The value of the record `entry` names (for `key`), from the aligned read
+// `read` of `segment`'s bytes starting at `read_offset_bytes`: the record's
+// checksum, key and sequence are checked, and a damaged record is
+// Corruption naming the segment and offset. Builds error text only on an
+// error: a get costs no allocation but the value's.
+Result<std::string> RecordValueFromRead(const Segment& segment, const IndexEntry& entry,
+                                        std::string_view key, std::span<const uint8_t> read,
+                                        uint64_t read_offset_bytes);
 
 }  // namespace dmalog::engine

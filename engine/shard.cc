@@ -22,7 +22,9 @@ constexpr uint32_t kStopSelfMessageWaitsMax = 1u << 20;
 }  // namespace
 
 Shard::Shard(ShardOptions options, io::Directory dir)
-    : options_(std::move(options)), dir_(std::move(dir)) {}
+    : options_(std::move(options)),
+      dir_(std::move(dir)),
+      caller_reads_(options_.read_on_calling_thread) {}
 
 Shard::~Shard() = default;
 
@@ -60,7 +62,8 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   wo.flush_bytes_max = options.flush_bytes_max;
   wo.spare_segments = options.spare_segments;
   wo.file_options = options.file_options;
-  shard->writer_ = std::make_unique<LogWriter>(wo, *recovered, shard->index_.get(), &shard->dir_);
+  shard->writer_ = std::make_unique<LogWriter>(wo, *recovered, shard->index_.get(), &shard->dir_,
+                                               &shard->caller_reads_);
   s = shard->writer_->Init();
   if (!s.ok()) co_return s;
   shard->hints_ = std::make_unique<HintWriter>(options.shard, &shard->dir_, shard->writer_.get(),
@@ -126,6 +129,7 @@ void Shard::Submit(WriteRequest* request) {
   Status s = CheckKeyValueLimits(
       request->key, request->type == format::kBatchType ? std::string_view() : request->value);
   if (!s.ok()) {
+    caller_reads_.WritesSettled(1);
     request->status = std::move(s);
     return request->complete(request);
   }
@@ -152,6 +156,7 @@ void Shard::Submit(OrderedRequest* request) {
 
 void Shard::Appended(WriteRequest* request, Result<uint64_t> ticket) {
   if (!ticket.ok()) {
+    caller_reads_.WritesSettled(1);
     // Aborted: the engine is closing, and Close reports the loss
     // (DeferredErrors); no write can follow it.
     if (request->acknowledged && !ticket.status().IsAborted()) {
@@ -247,48 +252,6 @@ Task<void> Shard::ReadFound(Shard* shard, GetRequest* request, IndexEntry entry)
   shard->GetDone(request);
 }
 
-namespace {
-
-// The value of the record `entry` names, from the aligned read of `read`
-// (bytes of `segment` from offset `read_offset_bytes`). Builds error text
-// only on an error: a get costs no allocation but the value's.
-Result<std::string> ValueFromRead(const Segment& segment, const IndexEntry& entry,
-                                  std::string_view key, std::span<const uint8_t> read,
-                                  uint64_t read_offset_bytes) {
-  const auto where = [&] {
-    return "segment " + segment.path() + " offset " + std::to_string(entry.offset_bytes);
-  };
-  assert(entry.offset_bytes >= read_offset_bytes);
-  const uint64_t skip = entry.offset_bytes - read_offset_bytes;
-  const uint64_t have = read.size() > skip ? read.size() - skip : 0;
-  DecodeResult d = DecodeRecord(read.subspan(std::min<uint64_t>(skip, read.size()),
-                                             std::min<uint64_t>(have, entry.record_bytes)),
-                                segment.id());
-  if (d.outcome != DecodeOutcome::kRecord) {
-    return Status::Corruption(where() + ": " + DecodeOutcomeName(d.outcome) +
-                              " on read: the data on disk is damaged; reopen with "
-                              "--recovery_mode=skip_any_corrupted_records to skip damaged "
-                              "records");
-  }
-  if (d.record.type == format::kBatchType) {
-    BatchReader reader(d.record.value);
-    const uint64_t want = entry.sequence - d.record.sequence;
-    // Bounded by the entry's position in the batch.
-    for (uint64_t i = 0; i <= want; ++i) {
-      Result<BatchEntry> e = reader.Next();
-      if (!e.ok()) break;
-      if (i == want && e->key == key) return std::string(e->value);
-    }
-    return Status::Corruption(where() + ": the batch has no entry for the key");
-  }
-  if (d.record.key != key || d.record.sequence != entry.sequence) {
-    return Status::Corruption(where() + ": the record holds another key than the index says");
-  }
-  return std::string(d.record.value);
-}
-
-}  // namespace
-
 Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_view key) {
   const Segment* segment = writer_->FindSegment(entry.segment_id);
   if (segment == nullptr) {
@@ -320,8 +283,8 @@ Task<Result<std::string>> Shard::ReadValue(const IndexEntry& entry, std::string_
   io::IoAwaitable read = segment->file().Read(buf, length, start, buf_index);
   Status s = co_await read;
   Result<std::string> out =
-      s.ok() ? ValueFromRead(*segment, entry, key, std::span<const uint8_t>(buf, read.done_bytes()),
-                             start)
+      s.ok() ? RecordValueFromRead(*segment, entry, key,
+                                   std::span<const uint8_t>(buf, read.done_bytes()), start)
              : Result<std::string>(std::move(s));
   if (pooled) pool.Release(*pooled);
   co_return out;
@@ -350,6 +313,7 @@ ShardStats Shard::Stats() const {
   s.recovery_read_bytes = recovery_read_bytes_;
   s.opened_after_clean_close = used_clean_marker_;
   s.segments_loaded_from_hints = segments_loaded_from_hints_;
+  s.gets_on_calling_thread = caller_reads_.gets();
   s.hints_written = hints_->stats().written;
   s.hint_write_failures = hints_->stats().failures;
   if (const Segment* first = writer_->Segments().front()) {

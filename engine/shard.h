@@ -1,6 +1,7 @@
 // Shard: one executor's slice of the database: its directory, log writer,
 // index and read path. Created, used and destroyed on its executor's thread;
-// the Engine reaches it only through submit_to.
+// the Engine reaches it through messages, except for the calls marked "any
+// thread" (a blocking get's read on the calling thread, engine/caller_reads.h).
 #pragma once
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "dmalog/options.h"
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/caller_reads.h"
 #include "engine/hint_file.h"
 #include "engine/index.h"
 #include "engine/log_writer.h"
@@ -30,7 +32,8 @@ struct ShardOptions {
   uint32_t spare_segments = 1;  // Options::segments_preallocated.
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
   io::DmaFileOptions file_options;
-  bool use_hint_files = false;  // Options::use_hint_files.
+  bool use_hint_files = false;         // Options::use_hint_files.
+  bool read_on_calling_thread = true;  // Options::read_on_calling_thread.
 };
 
 // A key a scan's snapshot found: where its value is on disk, or (for a
@@ -63,6 +66,16 @@ class Shard {
   void Submit(WriteRequest* request);
   void Submit(GetRequest* request);
   void Submit(OrderedRequest* request);
+  // Any thread: a write for this shard is about to be posted to it (or, on
+  // its executor, submitted). Every write must be announced, or a blocking
+  // get could read the index before the write is in it.
+  void WriteComing() noexcept { caller_reads_.WriteComing(); }
+  // Any thread but the executor's, after Open returned and before Stop: a
+  // blocking get served on the calling thread (its value, NotFound, or the
+  // read's error), or nullopt when it must be posted (CallerReads::TryGet).
+  std::optional<Result<std::string>> TryGetOnCaller(std::string_view key) {
+    return caller_reads_.TryGet(*index_, key);
+  }
   // True once a write error made the shard read-only. Any thread.
   bool read_only() const noexcept { return read_only_.load(std::memory_order_acquire); }
   // What the open's recovery dropped, and why; set by Open, then fixed, so
@@ -129,6 +142,7 @@ class Shard {
   const ShardOptions options_;
   io::Directory dir_;
   std::unique_ptr<Index> index_;
+  CallerReads caller_reads_;  // Before writer_, which borrows it.
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<HintWriter> hints_;
   uint32_t foreground_queue_ = 0;

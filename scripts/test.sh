@@ -13,9 +13,9 @@ case "$mode" in
   --tsan)
     # The concurrency tests: the scheduler's, and the engine's many-thread test.
     export BUILD_DIR=build-tsan
-    export BUILD_TARGETS="executor_test scheduling_test cross_shard_test io_class_test engine_test request_pool_test close_race_test op_gate_test write_order_test thread_rules_test multi_shard_forms_test callback_awaitable_test broken_ring_test"
+    export BUILD_TARGETS="executor_test scheduling_test cross_shard_test io_class_test engine_test request_pool_test close_race_test op_gate_test write_order_test thread_rules_test multi_shard_forms_test callback_awaitable_test broken_ring_test caller_reads_test"
     cmake_args=(-DDMALOG_TSAN=ON -DDMALOG_BUILD_BENCH=OFF)
-    ctest_args=(-R '^(ExecutorTest|SchedulingTest|CrossShardTest|IoClassTest|EngineTest|RequestPoolTest|CloseRaceTest|OpGateTest|WriteOrderStallTest|ThreadRulesTest|MultiShardFormsTest|CallbackAwaitableTest|BrokenRingTest)\.|/WriteOrderTest\.|/MultiShardScanTest\.') ;;
+    ctest_args=(-R '^(ExecutorTest|SchedulingTest|CrossShardTest|IoClassTest|EngineTest|RequestPoolTest|CloseRaceTest|OpGateTest|WriteOrderStallTest|ThreadRulesTest|MultiShardFormsTest|CallbackAwaitableTest|BrokenRingTest|CallerReadsTest)\.|/WriteOrderTest\.|/MultiShardScanTest\.') ;;
   *) echo "usage: scripts/test.sh [--asan|--tsan]" >&2; exit 2 ;;
 esac
 scripts/build.sh "${cmake_args[@]}"

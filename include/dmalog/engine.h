@@ -111,6 +111,10 @@ struct ShardStats {
   // The open read the log only up to where the last clean close ended it
   // (docs/format.md, "The clean-close marker"); false after a crash.
   bool opened_after_clean_close = false;
+  // Blocking gets served on their calling thread since open (one pread
+  // each, Options::read_on_calling_thread); the rest went through the
+  // shard's executor.
+  uint64_t gets_on_calling_thread = 0;
   uint64_t hints_written = 0;        // Hint files written since open.
   uint64_t hint_write_failures = 0;  // Hints not written since open (counted only).
   std::string read_only_cause;       // Set once a write error stopped writes.

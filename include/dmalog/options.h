@@ -88,6 +88,16 @@ struct Options {
   uint32_t caller_spin_us = 200;
   uint32_t idle_poll_us = 300;
 
+  // A blocking Get searches the shard's index and reads its value with one
+  // pread on the calling thread, instead of posting the get to the shard's
+  // executor and sleeping until it answers (which costs a second thread
+  // wake-up per get), whenever no write to that shard is still on its way
+  // into the index; otherwise, and always for the asynchronous and
+  // coroutine forms, the executor serves it. Either way a get sees every
+  // write acknowledged before it, and the calling thread's own writes.
+  // Measured: docs/benchmarks.md, session 14.
+  bool read_on_calling_thread = true;
+
   // Print no warning line on stderr when a fallback is taken, or when an
   // open's recovery dropped bytes; the reasons stay readable in Stats()
   // (io_fallback, direct_io, recovery_dropped_bytes, recovery_note).
