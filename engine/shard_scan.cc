@@ -133,6 +133,13 @@ LogRecord::Type TypeOf(format::RecordType type) {
   return type == format::kPutType ? LogRecord::Type::kPut : LogRecord::Type::kDelete;
 }
 
+// The sequence of a data record's last entry (a batch takes one per entry).
+uint64_t LastSequenceOf(const RecordView& r) {
+  if (r.type != format::kBatchType) return r.sequence;
+  Result<uint32_t> count = BatchReader(r.value).Count();
+  return count.ok() && *count > 0 ? r.sequence + *count - 1 : r.sequence;
+}
+
 }  // namespace
 
 Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uint64_t max_records,
@@ -144,8 +151,14 @@ Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uin
   AlignedBuffer window = AllocateAligned(kScanWindowBytes);
   if (!window) co_return Status::IOError("out of memory allocating the tail window");
   const auto full = [&] { return out.size() >= max_records; };
+  // The last sequence of the data records passed so far: sequences grow in
+  // log order, as recovery checks (engine/recovery.cc).
+  uint64_t passed_sequence = 0;
   for (const Segment* segment : writer_->Segments()) {
-    if (segment->last_sequence < from_sequence) continue;  // Also skips empty ones.
+    if (segment->last_sequence < from_sequence) {  // Also skips empty ones.
+      passed_sequence = std::max(passed_sequence, segment->last_sequence);
+      continue;
+    }
     SegmentScanner scanner(*segment, segment->data_start_bytes(), segment->end_bytes, window.get());
     // Bounded by the segment's end and by max_records.
     while (!full()) {
@@ -177,8 +190,25 @@ Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uin
         continue;
       }
       const RecordView& r = item->record;
+      const bool carries_data = r.type >= format::kPutType && r.type <= format::kBatchType;
+      if (carries_data && r.sequence <= passed_sequence) {
+        // A stale or misdirected block: the open judged it so too, and in
+        // this mode skipped it; in the others it refused to open.
+        if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) {
+          co_return Status::Corruption("segment " + segment->path() + " offset " +
+                                       std::to_string(item->offset_bytes) +
+                                       ": sequence number goes backwards");
+        }
+        Result<std::optional<uint64_t>> next =
+            co_await scanner.FindValidRecordAfter(item->offset_bytes);
+        if (!next.ok()) co_return next.status();
+        if (!next->has_value()) break;
+        scanner.Seek(**next);
+        continue;
+      }
       // Sequences grow in log order: the rest came after the call.
       if (r.sequence > last_sequence) co_return out;
+      if (carries_data) passed_sequence = LastSequenceOf(r);
       if (r.type == format::kPutType || r.type == format::kDeleteType) {
         if (r.sequence >= from_sequence) {
           out.push_back(LogRecord{options_.shard, r.sequence, TypeOf(r.type), std::string(r.key),
