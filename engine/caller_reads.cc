@@ -16,7 +16,8 @@ static_assert(CallerReads::kReadBytesMax >= 2 * format::kWriteAlignmentBytesMax,
               "a small record may span two blocks of the largest alignment");
 
 // The calling thread's read buffer: allocated by its first read on this
-// path, kept (at most kReadBytesMax) until the thread ends.
+// path, grown to the longest read it has made (at most kReadBytesMax), and
+// kept until the thread ends.
 struct ThreadBuffer {
   AlignedBuffer bytes;
   uint64_t size_bytes = 0;
@@ -26,8 +27,9 @@ thread_local ThreadBuffer tls_buffer;
 uint8_t* ThreadBufferOf(uint64_t bytes) {
   assert(bytes <= CallerReads::kReadBytesMax);
   if (tls_buffer.size_bytes < bytes) {
-    tls_buffer.bytes = AllocateAligned(CallerReads::kReadBytesMax);
-    tls_buffer.size_bytes = tls_buffer.bytes ? CallerReads::kReadBytesMax : 0;
+    const uint64_t size_bytes = AlignUp(bytes, kBufferAlignmentBytes);
+    tls_buffer.bytes = AllocateAligned(size_bytes);
+    tls_buffer.size_bytes = tls_buffer.bytes ? size_bytes : 0;
   }
   return tls_buffer.bytes.get();
 }
@@ -48,8 +50,14 @@ void CallerReads::BeginIndexChange() noexcept {
   (void)before;
   // Bounded by the searches that entered before the bit was set (callers
   // that come later see it and leave at once); each is one B-tree search.
+  if ((latch_.load(std::memory_order_acquire) & ~kWriterBit) == 0) return;
+  const uint64_t start_ns = sched::Executor::NowNs();
   for (uint32_t polls = 1; (latch_.load(std::memory_order_acquire) & ~kWriterBit) != 0; ++polls) {
     sched::SpinPause(polls);
+  }
+  const uint64_t waited_ns = sched::Executor::NowNs() - start_ns;
+  if (waited_ns > index_change_wait_ns_max_.load(std::memory_order_relaxed)) {
+    index_change_wait_ns_max_.store(waited_ns, std::memory_order_relaxed);
   }
 }
 

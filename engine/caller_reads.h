@@ -6,7 +6,7 @@
 // on a 2-vCPU VM, that second wake-up (an IPI to a halted vCPU) and the
 // executor's own wake-up on the completion cost ~80 us a get beyond the
 // device's own latency, and the device then sees fewer reads in flight
-// than there are callers (docs/benchmarks.md, session 14). A caller that
+// than there are callers (docs/benchmarks.md, "What session 14 measured"). A caller that
 // searches the index and reads with one pread is woken once, by the
 // device's completion, as a thread of RocksDB or fio's psync engine is.
 //
@@ -24,6 +24,11 @@
 // executor's path. The executor waits only for searches already under way
 // (a B-tree search each, ~1 us).
 //
+// These reads bypass the executor's I/O dispatcher: they are outside its
+// limit on I/O in flight and its shares between queues (a caller's read
+// does not yield to, or wait behind, the segment preparer's writes), as a
+// RocksDB reader's pread is.
+//
 // Segments are found through a table of the newest kSegmentSlots segments
 // (slot id % kSegmentSlots). A segment is never freed while its shard is
 // open (LogWriter keeps every one), so a stale slot is still a valid
@@ -31,6 +36,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -76,10 +82,16 @@ class CallerReads {
   // the read's error (naming segment and offset); nullopt when the get
   // must take the executor's path instead. `index` is the shard's,
   // borrowed for the call.
-  std::optional<Result<std::string>> TryGet(const Index& index, std::string_view key);
+  [[nodiscard]] std::optional<Result<std::string>> TryGet(const Index& index, std::string_view key);
 
   // Gets this path answered since open.
   uint64_t gets() const noexcept { return gets_.load(std::memory_order_relaxed); }
+  // The longest BeginIndexChange waited for searches under way (a caller
+  // descheduled inside its search holds the executor up: priority
+  // inversion, bounded by how long the kernel keeps that thread off a CPU).
+  uint64_t index_change_wait_ns_max() const noexcept {
+    return index_change_wait_ns_max_.load(std::memory_order_relaxed);
+  }
 
  private:
   static constexpr uint32_t kWriterBit = 1u << 31;
@@ -89,13 +101,17 @@ class CallerReads {
   std::optional<Result<std::string>> Read(const Segment& segment, const IndexEntry& entry,
                                           std::string_view key);
 
+  // Each word every thread writes has a cache line of its own.
+  static constexpr size_t kCacheLineBytes = 64;
   const bool enabled_;
-  std::atomic<uint64_t> unindexed_{0};
+  alignas(kCacheLineBytes) std::atomic<uint64_t> unindexed_{0};
   // kWriterBit while the executor changes the index; the low bits count
   // callers searching it.
-  std::atomic<uint32_t> latch_{0};
-  std::atomic<const Segment*> segments_[kSegmentSlots] = {};
-  std::atomic<uint64_t> gets_{0};
+  alignas(kCacheLineBytes) std::atomic<uint32_t> latch_{0};
+  alignas(kCacheLineBytes) std::atomic<uint64_t> gets_{0};
+  // Written by the executor only (atomic: Stats may read it elsewhere).
+  std::atomic<uint64_t> index_change_wait_ns_max_{0};
+  alignas(kCacheLineBytes) std::atomic<const Segment*> segments_[kSegmentSlots] = {};
 };
 
 }  // namespace dmalog::engine

@@ -108,7 +108,8 @@ Status EngineImpl::StartExecutors(const EngineHooks& hooks) {
   g.executor.backend.require_io_uring = options_.require_direct_io;
   g.executor.backend.wrap = hooks.wrap_backend;
   // A wrapped backend (fault injection) must see every read.
-  read_on_calling_thread_ = options_.read_on_calling_thread && !hooks.wrap_backend;
+  read_on_calling_thread_ = options_.read_on_calling_thread &&
+                            (!hooks.wrap_backend || hooks.keep_reads_on_calling_thread);
   g.executor.backend.quiet = options_.quiet;
   // On one CPU, polling would only delay the thread that would post to us.
   g.executor.idle_poll = std::chrono::microseconds(

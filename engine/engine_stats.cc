@@ -36,7 +36,8 @@ std::string ShardLine(const ShardStats& s) {
          std::to_string(s.flushes) + ", avg records/flush " + Fixed1(per_flush) +
          ", hint files written " + std::to_string(s.hints_written) + " (failed " +
          std::to_string(s.hint_write_failures) + "), gets read on the calling thread " +
-         std::to_string(s.gets_on_calling_thread) + "\n";
+         std::to_string(s.gets_on_calling_thread) + " (index change waited up to " +
+         std::to_string(s.index_change_wait_us_max) + " us)\n";
   out += "  recovery: " + std::to_string(s.recovered_records) + " records recovered, " +
          std::to_string(s.recovery_read_bytes) + " bytes read, " +
          std::to_string(s.segments_loaded_from_hints) + " segments from hint files" +

@@ -12,7 +12,12 @@
 // their bytes in the arena (garbage_bytes()); a compaction of the shard
 // rebuilds the index and drops them.
 //
-// Single-threaded: each shard's index is touched only by its executor.
+// Each shard's index is changed only by its executor, and read there, and
+// also by blocking gets on other threads, which call Find() under the
+// shard's latch (engine/caller_reads.h): so Find() must stay a pure read
+// (no cache or statistics it updates), and the Shard must never replace
+// its Index while it is open (a compaction that rebuilds one must swap it
+// under that latch).
 #pragma once
 
 #include <absl/container/btree_set.h>

@@ -15,8 +15,12 @@ void RunWrite(sched::Executor& /*executor*/, void* arg, uint64_t /*tag*/) {
 }
 void DropWrite(void* arg) {
   auto* request = static_cast<WriteRequest*>(arg);
-  // Not settled with the shard: no get reads it once Close has begun, and
-  // the shard may be gone.
+  // Not settled with the shard, which may be gone (Close destroys the
+  // shards before it stops their executors). Dropped only once the engine
+  // is closing, or when the shard's executor stopped on its own (a broken
+  // ring): the count then stays up, so the shard's blocking gets go to the
+  // executor and get Aborted like every other call. (Had no write been on
+  // its way, they go on reading what the index held, still correct.)
   request->status = Status::Aborted("the database closed before the write ran");
   request->complete(request);
 }

@@ -314,6 +314,7 @@ ShardStats Shard::Stats() const {
   s.opened_after_clean_close = used_clean_marker_;
   s.segments_loaded_from_hints = segments_loaded_from_hints_;
   s.gets_on_calling_thread = caller_reads_.gets();
+  s.index_change_wait_us_max = caller_reads_.index_change_wait_ns_max() / 1000;
   s.hints_written = hints_->stats().written;
   s.hint_write_failures = hints_->stats().failures;
   if (const Segment* first = writer_->Segments().front()) {

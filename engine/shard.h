@@ -73,7 +73,7 @@ class Shard {
   // Any thread but the executor's, after Open returned and before Stop: a
   // blocking get served on the calling thread (its value, NotFound, or the
   // read's error), or nullopt when it must be posted (CallerReads::TryGet).
-  std::optional<Result<std::string>> TryGetOnCaller(std::string_view key) {
+  [[nodiscard]] std::optional<Result<std::string>> TryGetOnCaller(std::string_view key) {
     return caller_reads_.TryGet(*index_, key);
   }
   // True once a write error made the shard read-only. Any thread.

@@ -115,6 +115,10 @@ struct ShardStats {
   // each, Options::read_on_calling_thread); the rest went through the
   // shard's executor.
   uint64_t gets_on_calling_thread = 0;
+  // The longest the executor waited, to change the index, for gets
+  // searching it on their calling threads (normally microseconds; more
+  // when such a thread lost its CPU mid-search).
+  uint64_t index_change_wait_us_max = 0;
   uint64_t hints_written = 0;        // Hint files written since open.
   uint64_t hint_write_failures = 0;  // Hints not written since open (counted only).
   std::string read_only_cause;       // Set once a write error stopped writes.

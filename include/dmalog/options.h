@@ -95,7 +95,7 @@ struct Options {
   // into the index; otherwise, and always for the asynchronous and
   // coroutine forms, the executor serves it. Either way a get sees every
   // write acknowledged before it, and the calling thread's own writes.
-  // Measured: docs/benchmarks.md, session 14.
+  // Measured: docs/benchmarks.md, "What session 14 measured".
   bool read_on_calling_thread = true;
 
   // Print no warning line on stderr when a fallback is taken, or when an

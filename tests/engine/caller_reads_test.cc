@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -17,7 +18,11 @@
 #include <vector>
 
 #include "dmalog/engine.h"
+#include "dmalog/write_batch.h"
+#include "engine/engine_hooks.h"
 #include "engine/index.h"
+#include "scheduler/executor.h"
+#include "tests/engine/engine_fault_util.h"
 #include "tests/test_util.h"
 
 namespace dmalog {
@@ -114,7 +119,9 @@ TEST(CallerReadsTest, OptionOffPostsEveryGet) {
 
 // A sync = false write returns before it is in the index (before it is even
 // in the log writer): a get right after it must still see it. Without the
-// announcement (Shard::WriteComing) the caller would read the old value.
+// announcement in the post (Shard::WriteComing) the caller would read the
+// old value. (The gets here mostly take the executor's path, as they should:
+// a write was just posted.)
 TEST(CallerReadsTest, EachThreadReadsItsOwnUnsyncedWrites) {
   testing::TestDir dir;
   auto db = OpenOrDie(SmallOptions(dir.File("db")));
@@ -143,6 +150,105 @@ TEST(CallerReadsTest, EachThreadReadsItsOwnUnsyncedWrites) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
   ASSERT_OK(db->Close());
+}
+
+// The other ways a write reaches a shard are announced too: an asynchronous
+// write, and a coroutine write on the shard's own executor (DirectCall).
+TEST(CallerReadsTest, AsyncAndCoroutineWritesAreSeenByALaterBlockingGet) {
+  testing::TestDir dir;
+  auto db = OpenOrDie(SmallOptions(dir.File("db")));
+  ASSERT_NE(db, nullptr);
+  constexpr int kRounds = 100;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string want = std::to_string(round);
+    ASSERT_OK(db->Put({}, "async", "old"));
+    db->PutAsync({.sync = false}, "async", want, [](Status s) { ASSERT_OK(s); });
+    Result<std::string> got = db->Get("async");
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_EQ(*got, want) << "round " << round;
+  }
+  const std::string key = "coroutine";
+  struct Progress {
+    std::atomic<int> written{-1};  // The task's last acknowledged round.
+    std::atomic<int> read{-1};     // The application thread's last checked round.
+  } progress;
+  struct Writer {
+    static Task<void> Run(Engine* db, std::string key, int rounds, Progress* progress) {
+      for (int round = 0; round < rounds; ++round) {
+        // Named: see engine.h on GCC 12.
+        const WriteOptions unsynced{.sync = false};
+        const std::string value = std::to_string(round);
+        if (!(co_await db->CoPut(unsynced, key, value)).ok()) co_return;
+        progress->written.store(round);
+        // The application thread reads before the next write.
+        for (int wait = 0; wait < 100000 && progress->read.load() < round; ++wait) {
+          co_await sched::sleep_for(std::chrono::microseconds(10));
+        }
+      }
+    }
+  };
+  ASSERT_OK(db->Spawn(db->ShardOf(key), Writer::Run(db.get(), key, kRounds, &progress)));
+  for (int round = 0; round < kRounds; ++round) {
+    for (int wait = 0; wait < 100000 && progress.written.load() < round; ++wait) {
+      std::this_thread::sleep_for(std::chrono::microseconds(10));
+    }
+    ASSERT_EQ(progress.written.load(), round);
+    Result<std::string> got = db->Get(key);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_EQ(*got, std::to_string(round));
+    progress.read.store(round);
+  }
+  ASSERT_OK(db->Close());  // The task has ended: Close waits for its calls.
+}
+
+// A batch's entry is read from its batch record; a record longer than
+// kReadBytesMax takes the executor's path.
+TEST(CallerReadsTest, BatchEntriesAndLongRecords) {
+  testing::TestDir dir;
+  auto db = OpenOrDie(SmallOptions(dir.File("db")));
+  ASSERT_NE(db, nullptr);
+  WriteBatch batch;
+  for (int i = 0; i < 5; ++i)
+    ASSERT_OK(batch.Put("{t}" + std::to_string(i), "b" + std::to_string(i)));
+  ASSERT_OK(db->Write({}, batch));
+  const std::string long_value(engine::CallerReads::kReadBytesMax + 1000, 'L');
+  ASSERT_OK(db->Put({}, "long", long_value));
+  const uint64_t before = GetsOnCaller(*db);
+  for (int i = 0; i < 5; ++i) {
+    Result<std::string> got = db->Get("{t}" + std::to_string(i));
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, "b" + std::to_string(i));
+  }
+  EXPECT_EQ(GetsOnCaller(*db), before + 5);
+  Result<std::string> got = db->Get("long");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, long_value);
+  EXPECT_EQ(GetsOnCaller(*db), before + 5) << "a long record was read on the caller";
+}
+
+// A failed flush settles its writes: the caller's path serves the last
+// durable values afterwards (a missed settle would turn it off for good),
+// and a refused write settles too.
+TEST(CallerReadsTest, AfterAFailedFlushGetsStillReadOnTheCallingThread) {
+  testing::TestDir dir;
+  const Options o = testing::SmallDbOptions(dir.File("db"), 1);
+  testing::FaultHarness harness(21);
+  engine::EngineHooks hooks = harness.Hooks();
+  hooks.keep_reads_on_calling_thread = true;
+  Result<std::unique_ptr<Engine>> opened = engine::OpenEngine(o, hooks);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Engine> db = std::move(*opened);
+  testing::WaitForSpareSegments(*db);
+  ASSERT_OK(db->Put({}, "k", "old"));
+  ASSERT_OK(harness.InjectAt(*db, 0, 1, io::FaultSpec::Eio(io::OpFilter::kWrite)));
+  EXPECT_TRUE(db->Put({}, "k", "new").IsIOError());
+  EXPECT_TRUE(db->Put({}, "k", "refused").IsReadOnly());
+  const uint64_t before = GetsOnCaller(*db);
+  Result<std::string> got = db->Get("k");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, "old");
+  EXPECT_EQ(GetsOnCaller(*db), before + 1) << "the failed or refused write was never settled";
+  db->Close().IgnoreError();
 }
 
 // Readers on their threads race the executors changing the index: every get
