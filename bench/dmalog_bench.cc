@@ -42,6 +42,8 @@ DEFINE_int64(seed, 301, "random seed");
 DEFINE_int32(idle_poll_us, -1, "Options::idle_poll_us (-1: the engine's default)");
 DEFINE_int32(caller_spin_us, -1, "Options::caller_spin_us (-1: the engine's default)");
 DEFINE_bool(read_on_calling_thread, true, "Options::read_on_calling_thread");
+DEFINE_int32(group_commit_linger_us, -1,
+             "Options::group_commit_linger_us (-1: the engine's default)");
 DEFINE_string(cpus, "", "Options::cpus: comma-separated CPUs to pin shard i to (empty: unpinned)");
 DEFINE_string(key_format, "db_bench",
               "db_bench: the key number as 8 big-endian bytes, then '0' padding to "
@@ -387,6 +389,9 @@ int main(int argc, char** argv) {
   options.segment_size_bytes = FLAGS_segment_size_bytes;
   if (FLAGS_idle_poll_us >= 0) options.idle_poll_us = static_cast<uint32_t>(FLAGS_idle_poll_us);
   options.read_on_calling_thread = FLAGS_read_on_calling_thread;
+  if (FLAGS_group_commit_linger_us >= 0) {
+    options.group_commit_linger_us = static_cast<uint32_t>(FLAGS_group_commit_linger_us);
+  }
   if (FLAGS_caller_spin_us >= 0) {
     options.caller_spin_us = static_cast<uint32_t>(FLAGS_caller_spin_us);
   }

@@ -148,6 +148,7 @@ Status EngineImpl::OpenShards() {
     so.segment_size_bytes = segment_size_bytes_;
     so.flush_bytes_max = options_.flush_bytes_max;
     so.spare_segments = options_.segments_preallocated;
+    so.group_commit_linger_us = options_.group_commit_linger_us;
     so.recovery_mode = options_.recovery_mode;
     so.use_hint_files = options_.use_hint_files;
     so.read_on_calling_thread = read_on_calling_thread_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -20,8 +21,6 @@ uint8_t FlushStartFlag(const Segment& segment) noexcept {
   return segment.marks_flush_starts() ? format::kRecordFlagFlushStart : 0;
 }
 }  // namespace
-
-void LogWriter::AlignedFree::operator()(uint8_t* p) const noexcept { std::free(p); }
 
 void LogWriter::Batch::Reset() {
   used_bytes = 0;
@@ -43,7 +42,8 @@ LogWriter::LogWriter(const LogWriterOptions& options, RecoveredShard& recovered,
       index_(index),
       dir_(dir),
       caller_reads_(caller_reads),
-      segments_(std::move(recovered.segments)) {
+      segments_(std::move(recovered.segments)),
+      pacer_(options.group_commit_linger_us) {
   assert(!segments_.empty() && recovered.active_index < segments_.size());
   for (const auto& segment : segments_) caller_reads_->Publish(segment.get());
   active_ = segments_[recovered.active_index].get();
@@ -237,11 +237,22 @@ Task<void> LogWriter::FlushLoop() {
   for (;;) {
     while (filling_->used_bytes == 0 && !stopping_) co_await work_.Wait();
     if (filling_->used_bytes == 0) break;  // Stopping, and nothing queued.
+    co_await Linger();
     co_await FlushOne();
   }
   flusher_done_ = true;
   acks_.NotifyAll();
   stopped_.NotifyAll();
+}
+
+Task<void> LogWriter::Linger() {
+  const uint64_t until_ns =
+      pacer_.LingerUntilNs(filling_->records.size(), sched::Executor::NowNs());
+  // Bounded by the deadline (each step sleeps kLingerStepNs).
+  while (until_ns != 0 && !stopping_ && pacer_.Wants(filling_->records.size()) &&
+         sched::Executor::NowNs() < until_ns) {
+    co_await sched::sleep_for(std::chrono::nanoseconds(FlushPacer::kLingerStepNs));
+  }
 }
 
 Task<void> LogWriter::AckLoop() {
@@ -274,16 +285,16 @@ Task<void> LogWriter::FlushOne() {
   room_.NotifyAll();
   Status s = failed_;
   if (s.ok()) {
-    // RWF_DSYNC, not a write linked to an fdatasync: 78 us against 100 us at
-    // the median here (bench/io_write_bench; the linked fdatasync goes
-    // through io-wq). The batch's range is all it has to make durable: the
-    // segment's size and extents were made durable when it was created.
-    // Durable writes posted meanwhile wait for this flush anyway: they are
-    // taken when its completion wakes the executor, and do not wake it.
-    // 16 durable writers: eventfd wake-ups 0.47 -> 0.0007 a write, CPU per
-    // write -16%; 2x256 in flight: ops/s x1.2 (commit message).
+    // RWF_DSYNC, not a write linked to an fdatasync (78 against 100 us at
+    // the median, bench/io_write_bench): the range is all it must make
+    // durable (the segment's size and extents were, at its creation).
+    // Durable writes posted meanwhile wait for this flush, whose completion
+    // wakes the executor: they need not (16 writers: eventfd wake-ups 0.47
+    // -> 0.0007 a write, CPU per write -16%; c5bf419).
     sched::Executor::Current()->DeferWakes(true);
+    const uint64_t start_ns = sched::Executor::NowNs();
     s = co_await batch.segment->file().WriteDsync(batch.buf.get(), padded, batch.offset_bytes);
+    pacer_.Flushed(batch.records.size(), sched::Executor::NowNs() - start_ns);
     sched::Executor::Current()->DeferWakes(false);
   }
   flush_in_flight_ = false;

@@ -32,8 +32,10 @@
 
 #include "dmalog/status.h"
 #include "dmalog/task.h"
+#include "engine/aligned.h"
 #include "engine/caller_reads.h"
 #include "engine/clean_marker.h"
+#include "engine/flush_pacer.h"
 #include "engine/index.h"
 #include "engine/record.h"
 #include "engine/recovery.h"
@@ -47,7 +49,8 @@ struct LogWriterOptions {
   uint32_t shard = 0;
   uint64_t segment_size_bytes = 0;
   uint32_t flush_bytes_max = 1u << 20;
-  uint32_t spare_segments = 1;  // Options::segments_preallocated.
+  uint32_t spare_segments = 1;          // Options::segments_preallocated.
+  uint32_t group_commit_linger_us = 0;  // Options::group_commit_linger_us.
   io::DmaFileOptions file_options;
 };
 
@@ -159,9 +162,6 @@ class LogWriter {
   const LogWriterStats& stats() const noexcept { return stats_; }
 
  private:
-  struct AlignedFree {
-    void operator()(uint8_t* p) const noexcept;
-  };
   struct Entry {  // One put/delete (a batch contributes several).
     std::string_view key;
     std::string_view value;
@@ -191,6 +191,8 @@ class LogWriter {
   Task<Status> Roll();
   void Encode(format::RecordType type, std::string_view key, std::string_view value,
               uint32_t entries);
+  // Waits while the flush pacer wants more records queued (bounded).
+  Task<void> Linger();
   Task<void> FlushOne();
   // Writes a close record (format::kCloseType) in the next aligned block.
   // The end of the log after the close record (where it would have gone
@@ -217,6 +219,7 @@ class LogWriter {
   Batch* filling_ = &batches_[0];
   Batch* flushing_ = &batches_[1];
   bool flush_in_flight_ = false;
+  FlushPacer pacer_;
   uint64_t next_offset_bytes_ = 0;  // Where the filling batch goes.
   uint64_t next_ticket_ = 1;
   uint64_t durable_ticket_ = 0;  // Every ticket <= this is durable.

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "engine/engine_impl.h"
+#include "engine/flush_pacer.h"
 #include "engine/format.h"
 #include "scheduler/executor_group.h"
 
@@ -50,6 +51,11 @@ Status ValidateOptions(const Options& o) {
     return Status::InvalidArgument("segments_preallocated " +
                                    std::to_string(o.segments_preallocated) + " must be 1 to " +
                                    std::to_string(Options::kSegmentsPreallocatedMax));
+  }
+  if (o.group_commit_linger_us > FlushPacer::kLingerUsMax) {
+    return Status::InvalidArgument("group_commit_linger_us " +
+                                   std::to_string(o.group_commit_linger_us) + " is over " +
+                                   std::to_string(FlushPacer::kLingerUsMax));
   }
   if (o.shard_count > sched::kShardsMax) {
     return Status::InvalidArgument("shard_count " + std::to_string(o.shard_count) +

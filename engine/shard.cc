@@ -61,6 +61,7 @@ Task<Result<std::unique_ptr<Shard>>> Shard::Open(ShardOptions options) {
   wo.segment_size_bytes = options.segment_size_bytes;
   wo.flush_bytes_max = options.flush_bytes_max;
   wo.spare_segments = options.spare_segments;
+  wo.group_commit_linger_us = options.group_commit_linger_us;
   wo.file_options = options.file_options;
   shard->writer_ = std::make_unique<LogWriter>(wo, *recovered, shard->index_.get(), &shard->dir_,
                                                &shard->caller_reads_);

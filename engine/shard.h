@@ -29,7 +29,8 @@ struct ShardOptions {
   std::string dir;  // DB/shard-NNN
   uint64_t segment_size_bytes = 0;
   uint32_t flush_bytes_max = 0;
-  uint32_t spare_segments = 1;  // Options::segments_preallocated.
+  uint32_t spare_segments = 1;          // Options::segments_preallocated.
+  uint32_t group_commit_linger_us = 0;  // Options::group_commit_linger_us.
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
   io::DmaFileOptions file_options;
   bool use_hint_files = false;         // Options::use_hint_files.

@@ -50,6 +50,12 @@ struct Options {
   static constexpr uint32_t kSegmentsPreallocatedMax = 8;
   // Largest group commit, in bytes (the shard's write buffer).
   uint32_t flush_bytes_max = 1u << 20;
+  // Before a flush, wait up to this long (and never longer than the last
+  // flush took) until as many records are queued as the last flush
+  // carried, so that the writers it acknowledged rejoin the next group
+  // commit instead of waiting for the one after (engine/flush_pacer.h).
+  // 0 flushes at once; at most 10000. A lone writer never waits.
+  uint32_t group_commit_linger_us = 100;
 
   RecoveryMode recovery_mode = RecoveryMode::kTolerateCorruptedTailRecords;
 
