@@ -175,29 +175,22 @@ Task<Result<std::vector<LogRecord>>> Shard::ReadTail(uint64_t from_sequence, uin
         scanner.Seek(**next);
         continue;
       }
-      if (item->outcome != DecodeOutcome::kRecord) {
-        if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) {
-          co_return Status::Corruption("segment " + segment->path() + " offset " +
-                                       std::to_string(item->offset_bytes) + ": " +
-                                       DecodeOutcomeName(item->outcome));
-        }
-        // The open skipped this damage (it stays on disk): so does tail.
-        Result<std::optional<uint64_t>> next =
-            co_await scanner.FindValidRecordAfter(item->offset_bytes);
-        if (!next.ok()) co_return next.status();
-        if (!next->has_value()) break;
-        scanner.Seek(**next);
-        continue;
-      }
       const RecordView& r = item->record;
-      const bool carries_data = r.type >= format::kPutType && r.type <= format::kBatchType;
-      if (carries_data && r.sequence <= passed_sequence) {
-        // A stale or misdirected block: the open judged it so too, and in
-        // this mode skipped it; in the others it refused to open.
+      const bool carries_data = item->outcome == DecodeOutcome::kRecord &&
+                                r.type >= format::kPutType && r.type <= format::kBatchType;
+      // Damage, or a stale or misdirected block (a sequence that goes
+      // backwards, as recovery judges it): the open skipped it in this mode
+      // (it stays on disk), so tail does too; in the others the open failed.
+      const char* damage = nullptr;
+      if (item->outcome != DecodeOutcome::kRecord) {
+        damage = DecodeOutcomeName(item->outcome);
+      } else if (carries_data && r.sequence <= passed_sequence) {
+        damage = "sequence number goes backwards";
+      }
+      if (damage != nullptr) {
         if (options_.recovery_mode != RecoveryMode::kSkipAnyCorruptedRecords) {
           co_return Status::Corruption("segment " + segment->path() + " offset " +
-                                       std::to_string(item->offset_bytes) +
-                                       ": sequence number goes backwards");
+                                       std::to_string(item->offset_bytes) + ": " + damage);
         }
         Result<std::optional<uint64_t>> next =
             co_await scanner.FindValidRecordAfter(item->offset_bytes);

@@ -28,19 +28,8 @@
 namespace dmalog {
 namespace {
 
-Options SmallOptions(const std::string& dir) {
-  Options o;
-  o.db_path = dir;
-  o.shard_count = 2;
-  o.segment_size_bytes = 4u << 20;
-  return o;
-}
-
-std::unique_ptr<Engine> OpenOrDie(const Options& o) {
-  Result<std::unique_ptr<Engine>> db = Engine::Open(o);
-  EXPECT_TRUE(db.ok()) << db.status().ToString();
-  return db.ok() ? std::move(*db) : nullptr;
-}
+Options SmallOptions(const std::string& dir) { return testing::SmallDbOptions(dir, 2); }
+std::unique_ptr<Engine> OpenOrDie(const Options& o) { return testing::OpenOrFail(o); }
 
 uint64_t GetsOnCaller(Engine& db) {
   uint64_t n = 0;
